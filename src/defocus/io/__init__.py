@@ -1,0 +1,1 @@
+"""File formats: images, depth maps, HDF5 prediction files, manifests, atomic writes."""

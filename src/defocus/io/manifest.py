@@ -1,0 +1,109 @@
+"""The dataset manifest contract: ``results/data/{dataset}/manifest.csv``.
+
+Columns ``id,split,image,gt`` and optionally ``depth`` and ``defocus``; paths are relative
+to the manifest's folder (absolute paths are allowed for datasets a user keeps elsewhere).
+``gt`` is a binary mask PNG with **255 = blurred** after the reader has normalised the
+polarity; ``depth`` is a ``.npy`` in metres; ``defocus`` a ``.npy`` Gaussian sigma in pixels.
+Empty cells mean "not available" (e.g. no GT for an unlabelled training image).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from defocus.io.atomic import atomic_path
+
+REQUIRED = ("id", "split", "image", "gt")
+OPTIONAL = ("depth", "defocus")
+SPLITS = ("train", "val", "test")
+
+
+class ManifestError(ValueError):
+    """A manifest is missing, malformed or points at missing files."""
+
+
+def write_manifest(rows: Iterable[Mapping[str, object]], path: str | os.PathLike) -> pd.DataFrame:
+    """Validate and atomically write a manifest; returns the frame written.
+
+    Paths in ``rows`` may be absolute or relative to the manifest's folder; paths under the
+    manifest's folder are stored relative so the dataset folder can be moved as a whole.
+    """
+    path = Path(path)
+    root = path.parent.resolve()
+    df = pd.DataFrame(list(rows))
+    for col in REQUIRED:
+        if col not in df.columns:
+            raise ManifestError(f"manifest {path} lacks column {col!r}")
+    cols = list(REQUIRED) + [c for c in OPTIONAL if c in df.columns]
+    df = df[cols].copy()
+
+    def rel(p):
+        if p is None or (isinstance(p, float) and pd.isna(p)) or p == "":
+            return ""
+        p = Path(p)
+        if p.is_absolute():
+            try:
+                return p.resolve().relative_to(root).as_posix()
+            except ValueError:
+                return str(p)
+        return p.as_posix()
+
+    for col in cols[2:]:
+        df[col] = [rel(p) for p in df[col]]
+    _validate(df, path)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+    return df
+
+
+def _validate(df: pd.DataFrame, path: Path) -> None:
+    if df.empty:
+        raise ManifestError(f"manifest {path} has no rows")
+    dup = df["id"][df["id"].duplicated()].tolist()
+    if dup:
+        raise ManifestError(f"manifest {path} has duplicate ids: {dup[:5]}")
+    bad = sorted(set(df["split"]) - set(SPLITS))
+    if bad:
+        raise ManifestError(f"manifest {path}: unknown split(s) {bad}; expected one of {SPLITS}")
+    bad_ids = [i for i in df["id"] if "/" in str(i) or str(i).strip() != str(i) or not str(i)]
+    if bad_ids:
+        raise ManifestError(f"manifest {path}: ids must be non-empty, without '/': {bad_ids[:5]}")
+
+
+def read_manifest(
+    path: str | os.PathLike, split: str | None = None, check_files: bool = True
+) -> pd.DataFrame:
+    """Read a manifest; path columns become absolute strings ('' stays '').
+
+    With ``split`` only that split's rows are returned. With ``check_files`` every referenced
+    file must exist, otherwise :class:`ManifestError` lists the first missing ones.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"manifest not found: {path}")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for col in REQUIRED:
+        if col not in df.columns:
+            raise ManifestError(f"manifest {path} lacks column {col!r}")
+    _validate(df, path)
+    root = path.parent.resolve()
+    for col in [c for c in (*REQUIRED[2:], *OPTIONAL) if c in df.columns]:
+        df[col] = [str((root / p).resolve()) if p else "" for p in df[col]]
+    if split is not None:
+        df = df[df["split"] == split].reset_index(drop=True)
+    if check_files:
+        missing = [
+            p
+            for col in [c for c in (*REQUIRED[2:], *OPTIONAL) if c in df.columns]
+            for p in df[col]
+            if p and not Path(p).exists()
+        ]
+        if missing:
+            raise ManifestError(
+                f"manifest {path} references {len(missing)} missing file(s), e.g. {missing[:3]}"
+            )
+    return df

@@ -1,0 +1,72 @@
+"""Registry of method names -> classes, and parsing of ablation names.
+
+An ablation is a registered name plus overrides, ``"name@key=value,key2=value2"``; values
+are parsed as YAML scalars (``steps=1`` -> int, ``fuse=false`` -> bool). Config may also
+give per-method parameters under ``methods.params.<name>``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import yaml
+
+from defocus.methods.base import Method
+
+#: name -> "module:Class"; modules are imported lazily so ``defocus --help`` stays instant
+_REGISTRY: dict[str, str] = {
+    "ref_all_blurred": "defocus.methods.reference:AllBlurred",
+    "ref_gradient": "defocus.methods.reference:GradientEnergy",
+}
+
+
+def register(name: str, target: str) -> None:
+    """Register ``name`` as ``"module:Class"`` (used by method modules and plugins)."""
+    _REGISTRY[name] = target
+
+
+def available() -> list[str]:
+    """All registered method names (classic modules register on import of the package)."""
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def _load_builtin() -> None:
+    # Method packages add themselves to _REGISTRY through their __init__ tables.
+    for mod in ("defocus.methods.classic",):
+        try:
+            m = importlib.import_module(mod)
+        except ImportError:
+            continue
+        for name, target in getattr(m, "REGISTRY", {}).items():
+            _REGISTRY.setdefault(name, target)
+
+
+def parse_name(spec: str) -> tuple[str, dict[str, Any]]:
+    """Split ``"name@k=v,k2=v2"`` into ``("name", {"k": v, "k2": v2})``."""
+    base, _, rest = spec.partition("@")
+    overrides: dict[str, Any] = {}
+    if rest:
+        for item in rest.split(","):
+            key, eq, value = item.partition("=")
+            if not eq or not key:
+                raise ValueError(f"bad ablation override {item!r} in {spec!r}; expected key=value")
+            overrides[key.strip()] = yaml.safe_load(value)
+    return base, overrides
+
+
+def method_class(name: str) -> type[Method]:
+    """The class registered for a base name (no overrides)."""
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown method {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
+    module, _, cls = _REGISTRY[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def get_method(spec: str, params: dict[str, Any] | None = None) -> Method:
+    """Build a method from ``spec`` (name or ablation name) and config ``params``."""
+    base, overrides = parse_name(spec)
+    cls = method_class(base)
+    return cls(**{**(params or {}), **overrides})
