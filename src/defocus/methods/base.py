@@ -49,6 +49,8 @@ class Method:
     reference: ClassVar[bool] = False
     #: one line shown in tables' captions and ``defocus predict --help``
     citation: ClassVar[str] = ""
+    #: torch device for learned methods ("cpu" or "cuda"); set by the runner
+    device: str = "cpu"
 
     def __init__(self, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)

@@ -1,0 +1,30 @@
+# defocus-bench: the whole literature in one DAG. Thin on purpose: the stages live in
+# workflow/rules/*.smk, the logic in the `defocus` package (src/defocus).
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+# Fails at start, with the schema's message, on an unknown method, a negative value or a
+# missing key; fills every default so rules can index config directly.
+validate(config, "config/schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/syndof.smk"
+include: "workflow/rules/predict.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        get_final_output(),
+    default_target: True

@@ -1,0 +1,139 @@
+"""``defocus``: the package's command line (see ``defocus --help``).
+
+Heavy modules (torch, OpenCV, the methods) are imported inside the sub-command that needs
+them, so ``defocus --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from defocus.config import load_config, method_params
+    from defocus.methods.base import MethodError
+    from defocus.predict import predict_files
+
+    params = {}
+    if args.config:
+        params = method_params(load_config(args.config), args.method)
+    if args.params:
+        params.update(json.loads(args.params))
+    try:
+        written = predict_files(
+            args.method,
+            args.images,
+            args.out,
+            params=params,
+            checkpoint=args.checkpoint,
+            device=args.device,
+            raw=args.raw,
+        )
+    except MethodError as e:
+        print(f"defocus predict: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(written)} map(s) to {args.out}")
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    from defocus.render.cli import run
+
+    return int(run(args) or 0)
+
+
+def _datasets(args: argparse.Namespace) -> int:
+    from defocus.datasets.registry import list_table
+
+    if args.datasets_cmd == "list":
+        print(list_table())
+        return 0
+    from defocus.datasets.download import DownloadError, ensure_dataset
+
+    entry = {"root": None, "polarity": None, "sha256": {}}
+    try:
+        root = ensure_dataset(args.name, entry, args.dest)
+    except (DownloadError, KeyError, ValueError) as e:
+        print(f"defocus datasets fetch: {e}", file=sys.stderr)
+        return 2
+    print(root)
+    return 0
+
+
+def _methods(args: argparse.Namespace) -> int:
+    from defocus.methods.registry import available, method_class
+
+    for name in available():
+        try:
+            cls = method_class(name)
+        except (ImportError, AttributeError) as e:  # a method module that fails to import
+            print(f"{name:18s} (unavailable: {e})")
+            continue
+        kind = "reference" if cls.reference else ("learned" if cls.learned else "classic")
+        print(f"{name:18s} {kind:9s} {cls.citation}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="defocus",
+        description="defocus-bench: defocus blur detection and defocus map estimation.",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    pr = sub.add_parser(
+        "predict",
+        help="blur maps of your own images (DIR/<stem>.png, 255 = blurred)",
+        description="Run a registered method on images (files or folders; any size; "
+        "RGB, greyscale or RGBA) and write DIR/<stem>.png with 255 = blurred.",
+    )
+    pr.add_argument("--method", required=True, help="registered method name, e.g. lbp or ref_gradient")
+    pr.add_argument("--checkpoint", default=None, help="checkpoint of a learned method")
+    pr.add_argument("--out", required=True, help="output folder")
+    pr.add_argument("--raw", action="store_true", help="also save the physical map as <stem>.npy")
+    pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: auto")
+    pr.add_argument("--config", default=None, help="take method parameters from this config file")
+    pr.add_argument("--params", default=None, help='JSON parameter overrides, e.g. \'{"window": 9}\'')
+    pr.add_argument("images", nargs="+", help="image files or folders")
+    pr.set_defaults(func=_predict)
+
+    rd = sub.add_parser(
+        "render",
+        help="SYNDOF thin-lens render of one image + depth",
+        description="Render a defocused image from a sharp image and its depth with the "
+        "thin-lens model and layered blur (Lee et al. CVPR'19); writes blurred.png, sigma.npy, "
+        "coc.npy, binary.png and params.json.",
+    )
+    try:
+        from defocus.render.cli import configure_parser
+    except ImportError:  # the renderer is an optional part of a partial install
+        configure_parser = None
+    if configure_parser is not None:
+        configure_parser(rd)
+    rd.set_defaults(func=_render)
+
+    ds = sub.add_parser("datasets", help="dataset registry and verified downloads")
+    dsub = ds.add_subparsers(dest="datasets_cmd", required=True)
+    dsub.add_parser("list", help="registry: URLs, sizes, checksums, GT polarity")
+    fe = dsub.add_parser("fetch", help="download, verify and unpack one dataset")
+    fe.add_argument("name", help="registry name (see `defocus datasets list`)")
+    fe.add_argument("--dest", default="resources", help="download folder (default: resources)")
+    ds.set_defaults(func=_datasets)
+
+    me = sub.add_parser("methods", help="list registered methods")
+    me.set_defaults(func=_methods)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

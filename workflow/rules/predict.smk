@@ -1,0 +1,23 @@
+# Stage 5: every method on every test set. Maps in HDF5 (contract: src/defocus/io/predictions.py).
+
+
+rule predict:
+    """Run one method on the test split of one dataset; time every image."""
+    input:
+        manifest="results/data/{dataset}/manifest.csv",
+        checkpoint=checkpoint_input,
+    output:
+        h5="results/predictions/{method}/{dataset}.h5",
+    params:
+        params=lambda wc: method_params(config, wc.method),
+        device=config["device"],
+        split="test",
+    threads: config["threads"]
+    resources:
+        gpu=lambda wc: 1 if is_learned(wc.method) else 0,
+    log:
+        "logs/predict/{method}/{dataset}.log",
+    benchmark:
+        "benchmarks/out/predict/{method}/{dataset}.tsv"
+    script:
+        "../scripts/predict.py"

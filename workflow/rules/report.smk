@@ -1,0 +1,44 @@
+# Stage 6b: figures (PR and F-measure curves, qualitative grids) for the HTML report.
+
+
+rule curves_figure:
+    """PR and F-vs-threshold curves of every method on one test set."""
+    input:
+        curves=expand("results/curves/{method}/{{dataset}}.npz", method=METHODS),
+    output:
+        pr=report(
+            "results/figures/pr_{dataset}.png",
+            caption="../report/pr.rst",
+            category="Curves",
+        ),
+        f=report(
+            "results/figures/fmeasure_{dataset}.png",
+            caption="../report/fmeasure.rst",
+            category="Curves",
+        ),
+    params:
+        methods=METHODS,
+    log:
+        "logs/report/curves_{dataset}.log",
+    script:
+        "../scripts/curves_figure.py"
+
+
+rule qualitative_figure:
+    """Input, GT and each method's map for the first test images."""
+    input:
+        manifest="results/data/{dataset}/manifest.csv",
+        h5=expand("results/predictions/{method}/{{dataset}}.h5", method=METHODS),
+    output:
+        png=report(
+            "results/figures/qualitative_{dataset}.png",
+            caption="../report/qualitative.rst",
+            category="Qualitative",
+        ),
+    params:
+        methods=METHODS,
+        n=config["evaluation"]["qualitative_images"],
+    log:
+        "logs/report/qualitative_{dataset}.log",
+    script:
+        "../scripts/qualitative_figure.py"

@@ -1,0 +1,14 @@
+"""Rule fetch_dataset: verified download and unpack of one registry dataset."""
+
+import json
+
+from defocus.datasets.download import ensure_dataset
+from defocus.io.atomic import write_text
+from defocus.logs import rule_log
+
+with rule_log(snakemake.log[0]) as log:  # noqa: F821
+    sm = snakemake  # noqa: F821
+    name = sm.wildcards.registry_set
+    root = ensure_dataset(name, sm.params.entry, sm.params.resources)
+    log.info("dataset %s ready at %s", name, root)
+    write_text(sm.output.marker, json.dumps({"dataset": name, "root": str(root)}, indent=2))
