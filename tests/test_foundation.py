@@ -128,9 +128,10 @@ def test_prediction_file_contract(tmp_path):
         assert f["raw/x"].attrs["unit"] == "px" and f["maps/x"].dtype == np.float32
     with pytest.raises(PredictionError, match="lacks"):
         list(iter_maps(path, ["z"]))
-    with pytest.raises(PredictionError, match=r"\[0, 1\]"), PredictionWriter(
-        tmp_path / "q.h5", "m", "d"
-    ) as w:
+    with (
+        pytest.raises(PredictionError, match=r"\[0, 1\]"),
+        PredictionWriter(tmp_path / "q.h5", "m", "d") as w,
+    ):
         w.add("x", np.full((2, 2), 1.5), 0.1)
     assert not (tmp_path / "q.h5").exists() and not list(tmp_path.glob(".q.h5*"))
 
@@ -178,16 +179,18 @@ def test_predict_manifest_and_files(tmp_path, photo):
         for i in range(2)
     ]
     write_manifest(rows, tmp_path / "manifest.csv")
-    out = predict_manifest("ref_gradient@window=9", {}, tmp_path / "manifest.csv", tmp_path / "p.h5")
+    out = predict_manifest(
+        "ref_gradient@window=9", {}, tmp_path / "manifest.csv", tmp_path / "p.h5"
+    )
     maps = {i: m for i, m, _ in iter_maps(out, ["0", "1"])}
     assert np.array_equal(maps["0"], maps["1"])  # deterministic
     assert read_attrs(out)["method"] == "ref_gradient@window=9"
     # RGBA and greyscale inputs of odd size through the CLI path
     rgba = np.dstack([photo[:51, :77], np.full((51, 77), 255, np.uint8)])
     write_image(tmp_path / "in" / "g.png", photo[:51, :77, 0])
-    from defocus.io.atomic import atomic_path as ap
-
     import cv2
+
+    from defocus.io.atomic import atomic_path as ap
 
     with ap(tmp_path / "in" / "a.png") as t:
         cv2.imwrite(str(t), rgba)

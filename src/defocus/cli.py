@@ -91,13 +91,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a registered method on images (files or folders; any size; "
         "RGB, greyscale or RGBA) and write DIR/<stem>.png with 255 = blurred.",
     )
-    pr.add_argument("--method", required=True, help="registered method name, e.g. lbp or ref_gradient")
+    pr.add_argument(
+        "--method", required=True, help="registered method name, e.g. lbp or ref_gradient"
+    )
     pr.add_argument("--checkpoint", default=None, help="checkpoint of a learned method")
     pr.add_argument("--out", required=True, help="output folder")
     pr.add_argument("--raw", action="store_true", help="also save the physical map as <stem>.npy")
-    pr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: auto")
+    pr.add_argument(
+        "--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: auto"
+    )
     pr.add_argument("--config", default=None, help="take method parameters from this config file")
-    pr.add_argument("--params", default=None, help='JSON parameter overrides, e.g. \'{"window": 9}\'')
+    pr.add_argument(
+        "--params", default=None, help="JSON parameter overrides, e.g. '{\"window\": 9}'"
+    )
     pr.add_argument("images", nargs="+", help="image files or folders")
     pr.set_defaults(func=_predict)
 

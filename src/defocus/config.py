@@ -61,7 +61,7 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def method_params(config: dict, spec: str) -> dict[str, Any]:
-    """Parameters for a method spec: ``methods.params[base name]`` (ablation overrides apply later)."""
+    """``methods.params[<base name>]`` of a method spec; ablation overrides apply later."""
     base = spec.partition("@")[0]
     return dict(config.get("methods", {}).get("params", {}).get(base, {}) or {})
 
@@ -75,3 +75,25 @@ def resolve_device(requested: str = "auto") -> str:
     except ImportError:
         return "cpu"
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def evaluation_protocol(evaluation: dict[str, Any], seed: int, dataset: str) -> dict[str, Any]:
+    """The keyword protocol of :func:`defocus.evaluate.evaluate.evaluate_file` from config.
+
+    RTF's continuous GT is clipped at ``rtf_sigma_clip`` and divided by it (DMENet's
+    evaluation/RTF code); other datasets' continuous maps are compared in pixels.
+    """
+    protocol = {
+        "beta2": evaluation["beta2"],
+        "n_thresholds": evaluation["n_thresholds"],
+        "averaging": evaluation["averaging"],
+        "positive": evaluation["positive"],
+        "fixed_threshold": evaluation["fixed_threshold"],
+        "adaptive_factor": evaluation["adaptive_factor"],
+        "n_bootstrap": evaluation["bootstrap"],
+        "seed": seed,
+    }
+    if dataset == "rtf":
+        clip = evaluation["rtf_sigma_clip"]
+        protocol.update(continuous_clip=[0.0, clip], continuous_scale=clip, continuous_crop=True)
+    return protocol

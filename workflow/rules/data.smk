@@ -5,14 +5,14 @@ rule fetch_dataset:
     """Verified download + unpack of a registry dataset (skipped when datasets.<name>.root is set)."""
     output:
         marker=f"{RESOURCES}/{{registry_set}}/.fetched.json",
-    params:
-        entry=lambda wc: dataset_cfg(wc.registry_set),
-        resources=RESOURCES,
     log:
         "logs/data/fetch_{registry_set}.log",
     benchmark:
         "benchmarks/out/data/fetch_{registry_set}.tsv"
     retries: 1
+    params:
+        entry=lambda wc: dataset_cfg(wc.registry_set),
+        resources=RESOURCES,
     script:
         "../scripts/fetch_dataset.py"
 
@@ -23,12 +23,12 @@ rule registry_manifest:
         fetched=fetch_input,
     output:
         manifest="results/data/{registry_set}/manifest.csv",
+    log:
+        "logs/data/manifest_{registry_set}.log",
     params:
         entry=lambda wc: dataset_cfg(wc.registry_set),
         resources=RESOURCES,
         seed=config["seed"],
-    log:
-        "logs/data/manifest_{registry_set}.log",
     script:
         "../scripts/registry_manifest.py"
 
@@ -37,10 +37,10 @@ rule demo_sharp:
     """Sharp demo images: the photographs scikit-image ships (stand-in for the ILSVRC subset)."""
     output:
         manifest="results/data/demo_sharp/manifest.csv",
+    log:
+        "logs/data/demo_sharp.log",
     params:
         photos=config["demo_sources"]["photos"],
         max_side=config["demo_sources"]["max_side"],
-    log:
-        "logs/data/demo_sharp.log",
     script:
         "../scripts/demo_sharp.py"

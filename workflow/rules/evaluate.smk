@@ -10,13 +10,13 @@ rule evaluate:
         csv="results/metrics/{method}/{dataset}.csv",
         npz="results/curves/{method}/{dataset}.npz",
         summary="results/metrics/{method}/{dataset}.summary.json",
-    params:
-        protocol=config["evaluation"],
-        seed=config["seed"],
     log:
         "logs/evaluate/{method}/{dataset}.log",
     benchmark:
         "benchmarks/out/evaluate/{method}/{dataset}.tsv"
+    params:
+        protocol=config["evaluation"],
+        seed=config["seed"],
     script:
         "../scripts/evaluate.py"
 
@@ -27,7 +27,9 @@ rule tables:
         summaries=summaries(),
     output:
         table1=report(
-            "results/tables/table1.csv", caption="../report/table1.rst", category="Tables"
+            "results/tables/table1.csv",
+            caption="../report/table1.rst",
+            category="Tables",
         ),
         runtime=report(
             "results/tables/table_runtime.csv",
@@ -35,10 +37,10 @@ rule tables:
             category="Tables",
         ),
         readme="results/tables/README.md",
+    log:
+        "logs/evaluate/tables.log",
     params:
         protocol=config["evaluation"],
         methods=METHODS,
-    log:
-        "logs/evaluate/tables.log",
     script:
         "../scripts/tables.py"

@@ -8,16 +8,16 @@ rule predict:
         checkpoint=checkpoint_input,
     output:
         h5="results/predictions/{method}/{dataset}.h5",
-    params:
-        params=lambda wc: method_params(config, wc.method),
-        device=config["device"],
-        split="test",
-    threads: config["threads"]
-    resources:
-        gpu=lambda wc: 1 if is_learned(wc.method) else 0,
     log:
         "logs/predict/{method}/{dataset}.log",
     benchmark:
         "benchmarks/out/predict/{method}/{dataset}.tsv"
+    threads: config["threads"]
+    resources:
+        gpu=lambda wc: 1 if is_learned(wc.method) else 0,
+    params:
+        params=lambda wc: method_params(config, wc.method),
+        device=config["device"],
+        split="test",
     script:
         "../scripts/predict.py"

@@ -16,10 +16,10 @@ rule curves_figure:
             caption="../report/fmeasure.rst",
             category="Curves",
         ),
-    params:
-        methods=METHODS,
     log:
         "logs/report/curves_{dataset}.log",
+    params:
+        methods=METHODS,
     script:
         "../scripts/curves_figure.py"
 
@@ -35,10 +35,10 @@ rule qualitative_figure:
             caption="../report/qualitative.rst",
             category="Qualitative",
         ),
+    log:
+        "logs/report/qualitative_{dataset}.log",
     params:
         methods=METHODS,
         n=config["evaluation"]["qualitative_images"],
-    log:
-        "logs/report/qualitative_{dataset}.log",
     script:
         "../scripts/qualitative_figure.py"

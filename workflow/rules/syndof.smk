@@ -7,16 +7,16 @@ rule render_syndof:
         depth_manifests=syndof_depth_manifests,
     output:
         manifest="results/data/{syndof_set}/manifest.csv",
+    log:
+        "logs/syndof/{syndof_set}.log",
+    benchmark:
+        "benchmarks/out/syndof/{syndof_set}.tsv"
+    threads: config["threads"]
     params:
         cfg=lambda wc: config["syndof"][wc.syndof_set],
         demo=config["demo_sources"],
         seed=config["seed"],
         device=config["device"],
-    threads: config["threads"]
-    log:
-        "logs/syndof/{syndof_set}.log",
-    benchmark:
-        "benchmarks/out/syndof/{syndof_set}.tsv"
     script:
         "../scripts/render_syndof.py"
 
@@ -31,9 +31,9 @@ rule syndof_figure:
             caption="../report/syndof.rst",
             category="SYNDOF",
         ),
-    params:
-        n=4,
     log:
         "logs/syndof/figure_{syndof_set}.log",
+    params:
+        n=4,
     script:
         "../scripts/syndof_figure.py"

@@ -103,7 +103,9 @@ def write_image(path: str | os.PathLike, img: np.ndarray) -> None:
     img = np.ascontiguousarray(img)
     with atomic_path(path) as tmp:
         if not cv2.imwrite(str(tmp), img):
-            raise ImageError(f"OpenCV could not write {path} (dtype {img.dtype}, shape {img.shape})")
+            raise ImageError(
+                f"OpenCV could not write {path} (dtype {img.dtype}, shape {img.shape})"
+            )
 
 
 def map_to_uint8(blur_map: np.ndarray) -> np.ndarray:

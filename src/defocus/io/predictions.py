@@ -75,7 +75,9 @@ class PredictionWriter:
             self._f.create_group(g)
         return self
 
-    def add(self, image_id: str, blur_map: np.ndarray, seconds: float, raw: np.ndarray | None = None):
+    def add(
+        self, image_id: str, blur_map: np.ndarray, seconds: float, raw: np.ndarray | None = None
+    ):
         """Store one image's map (checked: 2-D, finite, in [0, 1])."""
         assert self._f is not None, "use PredictionWriter as a context manager"
         m = np.asarray(blur_map, dtype=np.float32)
@@ -108,7 +110,7 @@ class PredictionWriter:
                 a["n_images"] = len(self._seconds)
                 a["seconds_per_image"] = float(np.mean(self._seconds)) if self._seconds else 0.0
                 a["image_sizes"] = json.dumps(sorted(self._sizes))
-                a["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+                a["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         finally:
             self._f.close()
         if exc_type is None:

@@ -1,0 +1,13 @@
+"""Rule evaluate: per-image metrics, curves and summary of one prediction file."""
+
+from defocus.config import evaluation_protocol
+from defocus.evaluate.evaluate import evaluate_file, write_outputs
+from defocus.logs import rule_log
+
+with rule_log(snakemake.log[0]) as log:  # noqa: F821
+    sm = snakemake  # noqa: F821
+    protocol = evaluation_protocol(sm.params.protocol, sm.params.seed, sm.wildcards.dataset)
+    per_image, curves, summary = evaluate_file(sm.input.h5, sm.input.manifest, "test", protocol)
+    summary.update(method=sm.wildcards.method, dataset=sm.wildcards.dataset)
+    write_outputs(per_image, curves, summary, sm.output.csv, sm.output.npz, sm.output.summary)
+    log.info("%s on %s: %s", sm.wildcards.method, sm.wildcards.dataset, summary)
