@@ -30,7 +30,7 @@ lint: venv
 	$(BIN)/ruff format --check src tests workflow/scripts benchmarks
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint
-	$(BIN)/snakemake -n --quiet rules --configfile config/paper.yaml all
+	$(BIN)/snakemake -n --quiet rules --configfile=config/paper.yaml all
 
 test: lint
 	$(BIN)/pytest -q

@@ -25,8 +25,7 @@ def test_tiny_config_end_to_end(root, tmp_path):
         root,
         "--cores",
         "2",
-        "--configfile",
-        str(root / "config" / "test.yaml"),
+        f"--configfile={root / 'config' / 'test.yaml'}",
         "all",
         "results/data/demo_sharp/manifest.csv",
         "--show-failed-logs",
@@ -70,14 +69,14 @@ def test_tiny_config_end_to_end(root, tmp_path):
     assert len(pd.read_csv(res / "data" / "demo_sharp" / "manifest.csv")) == 3
     # a second run has nothing to do
     r = _snakemake(
-        root, "-n", "--configfile", str(root / "config" / "test.yaml"), "all", cwd=tmp_path
+        root, "-n", f"--configfile={root / 'config' / 'test.yaml'}", "all", cwd=tmp_path
     )
     assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr
 
 
 def test_paper_config_plans_offline(root, tmp_path):
     r = _snakemake(
-        root, "-n", "--configfile", str(root / "config" / "paper.yaml"), "all", cwd=tmp_path
+        root, "-n", f"--configfile={root / 'config' / 'paper.yaml'}", "all", cwd=tmp_path
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     out = r.stdout + r.stderr

@@ -1,10 +1,13 @@
 # Input and params functions shared by the stage files: rules stay declarative.
+import json
 import re
+import shlex
+import sys
 
 from snakemake.exceptions import WorkflowError
 
 from defocus.config import method_params
-from defocus.datasets.registry import DATASETS as REGISTRY
+from defocus.datasets.registry import REGISTRY
 
 SYNDOF_SETS = sorted(config["syndof"])
 REGISTRY_SETS = sorted(REGISTRY)
@@ -48,6 +51,7 @@ def dataset_cfg(name):
     entry.setdefault("root", None)
     entry.setdefault("polarity", None)
     entry.setdefault("sha256", {})
+    entry.setdefault("base_url", None)
     return entry
 
 
@@ -95,3 +99,36 @@ def get_final_output():
     out += expand("results/figures/qualitative_{dataset}.png", dataset=TEST_SETS)
     out += expand("results/figures/syndof_{name}.png", name=SYNDOF_SETS)
     return out
+
+
+def train_input(role, dataset):
+    """A training input: the patch file for role `patches`, else the dataset's manifest."""
+    if role == "patches":
+        return f"results/patches/{dataset}.h5"
+    return manifest(dataset)
+
+
+def train_manifests(wildcards):
+    """Inputs of every dataset the method trains on (config training.data.<method>)."""
+    roles = config["training"]["data"].get(wildcards.method.partition("@")[0], {})
+    return sorted({train_input(r, d) for r, names in roles.items() for d in names})
+
+
+def train_data_arg(wildcards):
+    """--data of the training entry point: JSON {role: [manifest paths]}, shell-quoted."""
+    roles = config["training"]["data"].get(wildcards.method.partition("@")[0], {})
+    if not roles:
+        raise WorkflowError(
+            f"method {wildcards.method} needs training data: set "
+            f"training.data.{wildcards.method.partition('@')[0]} in the config"
+        )
+    data = {role: [train_input(role, d) for d in names] for role, names in roles.items()}
+    return shlex.quote(json.dumps(data))
+
+
+def train_launcher(wildcards):
+    """python, or torchrun when training.nproc > 1 (DDP; gloo on the CPU)."""
+    n = config["training"]["nproc"]
+    if n > 1:
+        return f"{sys.executable} -m torch.distributed.run --standalone --nproc_per_node {n}"
+    return sys.executable

@@ -3,6 +3,8 @@
 
 rule fetch_dataset:
     """Verified download + unpack of a registry dataset (skipped when datasets.<name>.root is set)."""
+    conda:
+        "../../envs/defocus.yaml"
     output:
         marker=f"{RESOURCES}/{{registry_set}}/.fetched.json",
     log:
@@ -12,13 +14,14 @@ rule fetch_dataset:
     retries: 1
     params:
         entry=lambda wc: dataset_cfg(wc.registry_set),
-        resources=RESOURCES,
     script:
         "../scripts/fetch_dataset.py"
 
 
 rule registry_manifest:
     """Normalise a registry dataset's layout into the manifest contract (GT 255 = blurred)."""
+    conda:
+        "../../envs/defocus.yaml"
     input:
         fetched=fetch_input,
     output:
@@ -27,7 +30,6 @@ rule registry_manifest:
         "logs/data/manifest_{registry_set}.log",
     params:
         entry=lambda wc: dataset_cfg(wc.registry_set),
-        resources=RESOURCES,
         seed=config["seed"],
     script:
         "../scripts/registry_manifest.py"
@@ -35,6 +37,8 @@ rule registry_manifest:
 
 rule demo_sharp:
     """Sharp demo images: the photographs scikit-image ships (stand-in for the ILSVRC subset)."""
+    conda:
+        "../../envs/defocus.yaml"
     output:
         manifest="results/data/demo_sharp/manifest.csv",
     log:

@@ -3,6 +3,8 @@
 
 rule evaluate:
     """Per-image metrics CSV, PR/F curves NPZ and a summary with bootstrap 95% CIs."""
+    conda:
+        "../../envs/defocus.yaml"
     input:
         h5="results/predictions/{method}/{dataset}.h5",
         manifest="results/data/{dataset}/manifest.csv",
@@ -23,6 +25,8 @@ rule evaluate:
 
 rule tables:
     """table1 (DeFusionNet Table 1 layout), runtime table, ablations; CSV, Markdown, LaTeX."""
+    conda:
+        "../../envs/defocus.yaml"
     input:
         summaries=summaries(),
     output:

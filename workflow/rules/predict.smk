@@ -3,6 +3,8 @@
 
 rule predict:
     """Run one method on the test split of one dataset; time every image."""
+    conda:
+        "../../envs/defocus.yaml"
     input:
         manifest="results/data/{dataset}/manifest.csv",
         checkpoint=checkpoint_input,

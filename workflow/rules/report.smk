@@ -3,6 +3,8 @@
 
 rule curves_figure:
     """PR and F-vs-threshold curves of every method on one test set."""
+    conda:
+        "../../envs/defocus.yaml"
     input:
         curves=expand("results/curves/{method}/{{dataset}}.npz", method=METHODS),
     output:
@@ -26,6 +28,8 @@ rule curves_figure:
 
 rule qualitative_figure:
     """Input, GT and each method's map for the first test images."""
+    conda:
+        "../../envs/defocus.yaml"
     input:
         manifest="results/data/{dataset}/manifest.csv",
         h5=expand("results/predictions/{method}/{{dataset}}.h5", method=METHODS),

@@ -3,6 +3,8 @@
 
 rule render_syndof:
     """Thin-lens layered blur of every source image; binary GT, sigma, CoC, depth per sample."""
+    conda:
+        "../../envs/defocus.yaml"
     input:
         depth_manifests=syndof_depth_manifests,
     output:
@@ -23,6 +25,8 @@ rule render_syndof:
 
 rule syndof_figure:
     """Input, depth, sigma, rendered image and binary map of a few samples."""
+    conda:
+        "../../envs/defocus.yaml"
     input:
         manifest="results/data/{syndof_set}/manifest.csv",
     output:

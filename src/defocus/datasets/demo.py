@@ -43,9 +43,7 @@ def skimage_photo(name: str, max_side: int | None = None) -> np.ndarray:
     return resize_max_side(to_rgb_uint8(img), max_side)
 
 
-def build_demo_sharp(
-    photos: list[str], max_side: int | None, out_dir: str | os.PathLike
-) -> Path:
+def build_demo_sharp(photos: list[str], max_side: int | None, out_dir: str | os.PathLike) -> Path:
     """Write the photographs to ``out_dir/image/`` and a manifest (split ``train``, no GT)."""
     out_dir = Path(out_dir)
     rows = []

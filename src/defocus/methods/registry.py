@@ -18,6 +18,11 @@ from defocus.methods.base import Method
 _REGISTRY: dict[str, str] = {
     "ref_all_blurred": "defocus.methods.reference:AllBlurred",
     "ref_gradient": "defocus.methods.reference:GradientEnergy",
+    # learned methods (issues 7-10); their modules import torch
+    "dhde": "defocus.methods.dhde:DHDE",
+    "zeng": "defocus.methods.zeng:Zeng",
+    "defusionnet": "defocus.methods.defusionnet:DeFusionNet",
+    "dmenet": "defocus.methods.dmenet:DMENet",
 }
 
 

@@ -1,0 +1,306 @@
+"""The shared training loop of the learned methods.
+
+One iteration-based loop for DHDE, Zeng, DeFusionNet and DMENet:
+
+* **seeded and resumable bit-for-bit**: batch ``i`` is drawn from its own generator
+  ``np.random.default_rng([seed, rank, i])``, so the data stream does not depend on how many
+  iterations ran before; the checkpoint holds the model, optimiser, scheduler, iteration and
+  the torch / numpy / python RNG states. A run interrupted at iteration k and resumed ends
+  identical (on the CPU) to an uninterrupted one (``tests/test_train.py``).
+* checkpoints every ``ckpt_every`` iterations, written atomically by rank 0 only;
+* a tqdm progress bar and a CSV loss log (``loss.csv``) with a plot (``loss.png``);
+* mixed precision (bfloat16 autocast) on CUDA; plain float32 on the CPU;
+* torch.distributed when launched by ``torchrun`` (see :mod:`defocus.train.distributed`):
+  the model is wrapped in DistributedDataParallel and every rank draws its own batches.
+
+Methods supply two callables: ``sample_batch(rng, device) -> batch`` and
+``step_loss(model, batch) -> (loss, {name: float})``. Methods with several optimisers
+(DMENet's alternating discriminator) pass ``step_fn`` instead and do their own updates.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from defocus.io.atomic import atomic_path
+from defocus.train import distributed as dist
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices) from one integer."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def batch_rng(seed: int, rank: int, iteration: int) -> np.random.Generator:
+    """The generator of one iteration's batch: independent of the iterations before it."""
+    return np.random.default_rng([int(seed), int(rank), int(iteration)])
+
+
+def rng_state() -> dict[str, Any]:
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """``torch.save`` to a temporary sibling, then rename (never a half-written checkpoint)."""
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` (trusted: our own files)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # a truncated or foreign file
+        raise RuntimeError(f"cannot read checkpoint {path}: {e}") from e
+
+
+@dataclass
+class TrainConfig:
+    """Loop settings shared by every learned method (each method documents its values)."""
+
+    iterations: int
+    seed: int = 0
+    ckpt_every: int = 100
+    log_every: int = 10
+    device: str = "cpu"
+    amp: bool = True  # bfloat16 autocast, used on CUDA only
+    grad_clip: float | None = None
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def train(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    cfg: TrainConfig,
+    workdir: str | os.PathLike,
+    sample_batch: Callable[[np.random.Generator, str], Any],
+    step_loss: Callable[[torch.nn.Module, Any], tuple[torch.Tensor, dict[str, float]]]
+    | None = None,
+    scheduler: Any = None,
+    step_fn: Callable[[torch.nn.Module, Any, int], dict[str, float]] | None = None,
+    extra_state: dict[str, Any] | None = None,
+    stop_after: int | None = None,
+) -> Path:
+    """Train ``model`` for ``cfg.iterations`` iterations; return ``workdir/checkpoint.pt``.
+
+    Parameters
+    ----------
+    model, optimizer, scheduler
+        The model (not yet wrapped in DDP), its optimiser and an optional per-iteration
+        learning-rate scheduler (``scheduler.step()`` after every iteration).
+    sample_batch
+        ``sample_batch(rng, device) -> batch``, with ``rng`` from :func:`batch_rng`.
+    step_loss
+        ``step_loss(model, batch) -> (loss tensor, {name: value})``; the loop does backward,
+        clipping and the optimiser step.
+    step_fn
+        Alternative to ``step_loss`` for methods with several optimisers:
+        ``step_fn(model, batch, iteration) -> {name: value}`` does everything itself.
+    extra_state
+        ``{name: object with state_dict/load_state_dict}`` saved with the checkpoint (e.g.
+        a second optimiser).
+    stop_after
+        Stop (after checkpointing) once this many iterations are done — used by the resume
+        test to simulate an interruption.
+
+    A ``workdir/checkpoint.pt`` from an earlier, interrupted run is resumed automatically.
+    """
+    if (step_loss is None) == (step_fn is None):
+        raise ValueError("pass exactly one of step_loss and step_fn")
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = workdir / "checkpoint.pt"
+    rank, world = dist.rank(), dist.world_size()
+    device = cfg.device
+    model.to(device)
+    extra_state = extra_state or {}
+
+    start = 0
+    if ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        model.load_state_dict(state["model"])
+        if optimizer is not None and state.get("optimizer") is not None:
+            optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        for name, obj in extra_state.items():
+            obj.load_state_dict(state["extra"][name])
+        set_rng_state(state["rng"][min(rank, len(state["rng"]) - 1)])
+        start = int(state["iteration"])
+        log.info("resumed from %s at iteration %d", ckpt_path, start)
+    else:
+        seed_everything(cfg.seed + rank)
+
+    net = dist.wrap(model, device)
+    use_amp = cfg.amp and str(device).startswith("cuda")
+    loss_log = workdir / "loss.csv"
+    if start == 0 and rank == 0 and loss_log.exists():
+        loss_log.unlink()
+
+    def checkpoint(iteration: int) -> None:
+        states = dist.gather_objects(rng_state())
+        if rank != 0:
+            return
+        save_checkpoint(
+            ckpt_path,
+            {
+                "model": _unwrap(net).state_dict(),
+                "optimizer": optimizer.state_dict() if optimizer is not None else None,
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "extra": {k: v.state_dict() for k, v in extra_state.items()},
+                "rng": states,
+                "iteration": iteration,
+                "world_size": world,
+                "config": cfg.extra,
+            },
+        )
+
+    end = cfg.iterations if stop_after is None else min(cfg.iterations, stop_after)
+    bar = None
+    if cfg.progress and rank == 0:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.iterations, initial=start, desc="train", mininterval=2.0)
+    rows: list[dict[str, float]] = []
+    t0 = time.perf_counter()
+    net.train()
+    for it in range(start, end):
+        batch = sample_batch(batch_rng(cfg.seed, rank, it), device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            if step_fn is not None:
+                logs = step_fn(net, batch, it)
+            else:
+                assert optimizer is not None
+                loss, logs = step_loss(net, batch)
+        if step_fn is None:
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            optimizer.step()
+            logs = {"loss": float(loss.detach()), **logs}
+        if scheduler is not None:
+            scheduler.step()
+        if optimizer is not None:
+            logs["lr"] = optimizer.param_groups[0]["lr"]
+        rows.append({"iteration": it + 1, **{k: float(v) for k, v in logs.items()}})
+        if bar is not None:
+            bar.update(1)
+            if (it + 1) % cfg.log_every == 0:
+                bar.set_postfix(loss=f"{logs.get('loss', float('nan')):.4g}")
+        if (it + 1) % cfg.ckpt_every == 0 or it + 1 == end:
+            if rank == 0:
+                _append_rows(loss_log, rows)
+            rows = []
+            checkpoint(it + 1)
+    if bar is not None:
+        bar.close()
+    if rank == 0:
+        log.info(
+            "trained iterations %d..%d in %.1f s on %s x%d",
+            start,
+            end,
+            time.perf_counter() - t0,
+            device,
+            world,
+        )
+        if loss_log.exists():
+            plot_loss(loss_log, workdir / "loss.png")
+    return ckpt_path
+
+
+def _append_rows(path: Path, rows: list[dict[str, float]]) -> None:
+    if not rows:
+        return
+    keys = list(rows[0])
+    new = not path.exists()
+    with open(path, "a", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
+        if new:
+            w.writeheader()
+        w.writerows(rows)
+
+
+def plot_loss(loss_csv: str | os.PathLike, out_png: str | os.PathLike) -> None:
+    """Loss curve(s) from ``loss.csv`` (log scale, smoothed over 1% of the run)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    df = pd.read_csv(loss_csv)
+    cols = [c for c in df.columns if c not in ("iteration", "lr")]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    win = max(1, len(df) // 100)
+    for c in cols:
+        ax.plot(df["iteration"], df[c].rolling(win, min_periods=1).mean(), label=c)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss")
+    if (df[cols] > 0).all().all():
+        ax.set_yscale("log")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+
+
+def finalize(
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike,
+    method: str,
+    params: dict[str, Any],
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write the product checkpoint ``out`` (model weights + method params + metadata)."""
+    state = load_checkpoint(checkpoint)
+    save_checkpoint(
+        out,
+        {
+            "method": method,
+            "params": params,
+            "model": state["model"],
+            "iteration": state["iteration"],
+            "metadata": metadata or {},
+        },
+    )
+    return Path(out)

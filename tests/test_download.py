@@ -1,0 +1,226 @@
+"""Downloads against a local HTTP server (127.0.0.1 only) serving archives laid out like the
+real CUHK ones (BlurDatasetImage.zip -> image/, BlurDatasetGT.zip -> gt/; DATASETS.md s.1)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import io
+import logging
+import threading
+import zipfile
+from dataclasses import replace
+
+import cv2
+import numpy as np
+import pytest
+
+import defocus.datasets.download as dl
+from defocus.datasets import registry
+from defocus.datasets.download import (
+    DatasetRootError,
+    DownloadError,
+    ensure_dataset,
+    fetch,
+    read_sums,
+)
+from defocus.datasets.readers import build_manifest
+from defocus.io.manifest import read_manifest
+
+
+def _png(arr: np.ndarray, ext: str = ".png") -> bytes:
+    ok, buf = cv2.imencode(ext, arr)
+    assert ok
+    return buf.tobytes()
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    bio = io.BytesIO()
+    with zipfile.ZipFile(bio, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return bio.getvalue()
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+
+@pytest.fixture()
+def server(tmp_path):
+    """Serve ``tmp_path/srv`` holding a two-image CUHK-like pair of archives."""
+    srv = tmp_path / "srv"
+    srv.mkdir()
+    img = np.full((8, 10, 3), 120, np.uint8)
+    mask = np.zeros((8, 10), np.uint8)
+    mask[:, 3:] = 255  # white = blurred (CUHK), mostly blurred
+    images = {
+        "image/out_of_focus0001.jpg": _png(img, ".jpg"),
+        "image/out_of_focus0026.JPG": _png(img, ".jpg"),  # upper-case, in the test split
+    }
+    gts = {"gt/out_of_focus0001.png": _png(mask), "gt/out_of_focus0026.png": _png(mask)}
+    (srv / "BlurDatasetImage.zip").write_bytes(_zip(images))
+    (srv / "BlurDatasetGT.zip").write_bytes(_zip(gts))
+    (srv / "notazip.zip").write_bytes(b"<html>quota exceeded</html>")
+    handler = functools.partial(_Quiet, directory=str(srv))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", srv
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _spec(base: str, srv, sha: bool = True, names=("BlurDatasetImage.zip", "BlurDatasetGT.zip")):
+    files = tuple(
+        registry.RemoteFile(f"{base}/{n}", n, sha256=_sha(srv / n) if sha else None) for n in names
+    )
+    return replace(registry.get_spec("cuhk"), files=files)
+
+
+def _files_under(path):
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.exists() else []
+
+
+def test_fetch_success_with_sha256_then_manifest(server, tmp_path):
+    base, srv = server
+    dest = tmp_path / "resources"
+    root = fetch("cuhk", dest, progress=False, spec=_spec(base, srv))
+    assert root == dest / "cuhk"
+    assert (root / "image" / "out_of_focus0026.JPG").is_file()
+    assert (root / "gt" / "out_of_focus0001.png").is_file()
+    assert read_sums(root)["BlurDatasetGT.zip"] == _sha(srv / "BlurDatasetGT.zip")
+    assert not [p for p in dest.iterdir() if p.name.startswith(".")]  # no temp dirs left
+    # end to end: the unpacked layout is what the CUHK reader expects
+    df = read_manifest(build_manifest("cuhk", root, tmp_path / "data"))
+    assert dict(zip(df["id"], df["split"], strict=True)) == {
+        "out_of_focus0001": "train",
+        "out_of_focus0026": "test",
+    }
+
+
+def test_second_fetch_touches_no_network(server, tmp_path, monkeypatch):
+    base, srv = server
+    spec = _spec(base, srv)
+    fetch("cuhk", tmp_path, progress=False, spec=spec)
+
+    def boom(*a, **k):
+        raise AssertionError("network touched")
+
+    monkeypatch.setattr("pooch.retrieve", boom)
+    assert fetch("cuhk", tmp_path, progress=False, spec=spec) == tmp_path / "cuhk"
+
+
+def test_unknown_sha_is_computed_logged_and_recorded(server, tmp_path, caplog):
+    base, srv = server
+    with caplog.at_level(logging.WARNING, logger="defocus.datasets.download"):
+        root = fetch("cuhk", tmp_path, progress=False, spec=_spec(base, srv, sha=False))
+    expected = _sha(srv / "BlurDatasetImage.zip")
+    assert read_sums(root)["BlurDatasetImage.zip"] == expected
+    assert expected in caplog.text and "datasets.cuhk.sha256.BlurDatasetImage.zip" in caplog.text
+
+
+def test_wrong_sha256_raises_and_leaves_no_file(server, tmp_path):
+    base, srv = server
+    spec = _spec(base, srv)
+    bad = replace(spec, files=(replace(spec.files[0], sha256="0" * 64), spec.files[1]))
+    with pytest.raises(DownloadError) as exc:
+        fetch("cuhk", tmp_path, progress=False, spec=bad)
+    msg = str(exc.value)
+    assert "checksum mismatch" in msg and spec.files[0].url in msg
+    assert "datasets.cuhk.root" in msg
+    assert _files_under(tmp_path / "archives") == []
+    assert not (tmp_path / "cuhk").exists()
+
+
+def test_sha256_override_from_config_is_checked(server, tmp_path):
+    base, srv = server
+    with pytest.raises(DownloadError, match="checksum mismatch"):
+        fetch(
+            "cuhk",
+            tmp_path,
+            sha256_overrides={"BlurDatasetGT.zip": "f" * 64},
+            progress=False,
+            spec=_spec(base, srv, sha=False),
+        )
+    with pytest.raises(DownloadError, match="unknown file"):
+        fetch("cuhk", tmp_path, sha256_overrides={"x.zip": "f" * 64}, spec=_spec(base, srv))
+
+
+def test_missing_file_404(server, tmp_path):
+    base, srv = server
+    spec = _spec(base, srv, sha=False, names=("BlurDatasetImage.zip", "Missing.zip"))
+    with pytest.raises(DownloadError) as exc:
+        fetch("cuhk", tmp_path, progress=False, spec=spec)
+    assert f"{base}/Missing.zip" in str(exc.value)
+    assert "404" in str(exc.value) and "datasets.cuhk.root" in str(exc.value)
+    assert not (tmp_path / "cuhk").exists()
+    assert [p.name for p in _files_under(tmp_path / "archives")] == ["BlurDatasetImage.zip"]
+
+
+def test_connection_refused(tmp_path):
+    spec = replace(
+        registry.get_spec("cuhk"),
+        files=(registry.RemoteFile("http://127.0.0.1:9/x.zip", "x.zip"),),
+    )
+    with pytest.raises(DownloadError, match=r"download failed for http://127\.0\.0\.1:9/x\.zip"):
+        fetch("cuhk", tmp_path, progress=False, spec=spec)
+    assert _files_under(tmp_path) == []
+
+
+def test_html_instead_of_archive(server, tmp_path):
+    base, srv = server
+    spec = _spec(base, srv, sha=False, names=("notazip.zip",))
+    with pytest.raises(DownloadError, match="not a zip/tar archive"):
+        fetch("cuhk", tmp_path, progress=False, spec=spec)
+    assert _files_under(tmp_path / "archives") == []
+    assert not (tmp_path / "cuhk").exists()
+
+
+def test_registry_urls_are_rebased_and_monkeypatched_spec_is_used(server, tmp_path, monkeypatch):
+    base, srv = server
+    # base_url (config datasets.<name>.base_url) rebases the real registry spec
+    root = ensure_dataset("cuhk", {"base_url": base}, tmp_path / "a", progress=False)
+    assert (root / "gt" / "out_of_focus0026.png").is_file()
+    # a monkeypatched registry entry is what fetch uses
+    monkeypatch.setitem(registry.REGISTRY, "cuhk", _spec(base, srv))
+    root = ensure_dataset("cuhk", {}, tmp_path / "b", progress=False)
+    assert read_sums(root)["BlurDatasetImage.zip"] == _sha(srv / "BlurDatasetImage.zip")
+
+
+def test_root_override_touches_no_network(tmp_path, monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("network touched")
+
+    monkeypatch.setattr("pooch.retrieve", boom)
+    monkeypatch.setattr(dl, "fetch", boom)
+    local = tmp_path / "my_cuhk"
+    local.mkdir()
+    assert ensure_dataset("cuhk", {"root": str(local)}, tmp_path / "res") == local
+    with pytest.raises(DatasetRootError, match="datasets.cuhk.root"):
+        ensure_dataset("cuhk", {"root": str(tmp_path / "absent")}, tmp_path / "res")
+
+
+def test_manual_dataset_needs_root(tmp_path):
+    with pytest.raises(DownloadError, match="datasets.ilsvrc.root"):
+        ensure_dataset("ilsvrc", None, tmp_path)
+
+
+def test_list_table_and_registry():
+    table = registry.list_table()
+    for name in ("cuhk", "dut", "rtf", "sintel", "synthia", "middlebury2014", "ilsvrc"):
+        assert name in table
+    mb = registry.get_spec("middlebury2014")
+    assert len(mb.files) == 23 and mb.checksum_status == "partial, unverified"
+    assert mb.files[0].url.endswith("scenes2014/zip/Adirondack-perfect.zip")
+    with pytest.raises(registry.UnknownDatasetError, match="known: cuhk"):
+        registry.get_spec("nope")

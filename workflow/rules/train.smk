@@ -1,0 +1,30 @@
+# Stage 4: training of the learned methods through the shared entry point (python -m defocus.train).
+
+
+rule train:
+    """Train one learned method; resumes from results/models/{method}/work/checkpoint.pt."""
+    conda:
+        "../../envs/defocus.yaml"
+    input:
+        data=train_manifests,
+    output:
+        model="results/models/{method}/model.pt",
+    params:
+        launcher=train_launcher,
+        data=train_data_arg,
+        params=lambda wc: shlex.quote(json.dumps(method_params(config, wc.method))),
+        method=lambda wc: shlex.quote(wc.method),
+        workdir=lambda wc: f"results/models/{wc.method}/work",
+        device=config["device"],
+        seed=config["seed"],
+    threads: config["threads"]
+    resources:
+        gpu=lambda wc: 1 if config["device"] != "cpu" else 0,
+    log:
+        "logs/train/{method}.log",
+    benchmark:
+        "benchmarks/out/train/{method}.tsv"
+    shell:
+        "{params.launcher} -m defocus.train --method {params.method} --params {params.params}"
+        " --data {params.data} --workdir {params.workdir} --out {output.model}"
+        " --device {params.device} --seed {params.seed} --log {log}"
