@@ -4,4 +4,10 @@
 :mod:`defocus.methods.registry`.
 """
 
-REGISTRY: dict[str, str] = {}
+REGISTRY: dict[str, str] = {
+    "svd": "defocus.methods.classic.svd:SVDBlur",
+    "lbp": "defocus.methods.classic.lbp:LBPBlur",
+    "hifst": "defocus.methods.classic.hifst:HiFST",
+    "zhuo_sim": "defocus.methods.classic.zhuo_sim:ZhuoSim",
+    "ss": "defocus.methods.classic.ss:SpectralSpatial",
+}

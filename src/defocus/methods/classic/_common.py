@@ -47,6 +47,24 @@ def resize(x: np.ndarray, shape: tuple[int, int], interp: int = cv2.INTER_LINEAR
     return cv2.resize(np.ascontiguousarray(x, dtype=np.float32), (w, h), interpolation=interp)
 
 
+def grid_to_full(grid: np.ndarray, stride: int, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinearly interpolate values sampled at pixels ``(i * stride, j * stride)`` to ``shape``."""
+    h, w = shape
+    if stride == 1 and grid.shape == (h, w):
+        return grid.astype(np.float32)
+    ys = (np.arange(h, dtype=np.float32) / stride)[:, None]
+    xs = (np.arange(w, dtype=np.float32) / stride)[None, :]
+    map_y = np.broadcast_to(ys, (h, w)).astype(np.float32)
+    map_x = np.broadcast_to(xs, (h, w)).astype(np.float32)
+    return cv2.remap(
+        np.ascontiguousarray(grid, dtype=np.float32),
+        map_x,
+        map_y,
+        interpolation=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+
+
 def matting_propagate(
     image: np.ndarray,
     values: np.ndarray,
@@ -110,6 +128,7 @@ def matting_propagate(
 __all__ = [
     "check_odd_window",
     "check_positive",
+    "grid_to_full",
     "matting_propagate",
     "minmax_normalise",
     "resize",
