@@ -16,7 +16,6 @@ rule render_syndof:
     threads: config["threads"]
     params:
         cfg=lambda wc: config["syndof"][wc.syndof_set],
-        demo=config["demo_sources"],
         seed=config["seed"],
         device=config["device"],
     script:

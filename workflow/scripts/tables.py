@@ -3,7 +3,6 @@
 import json
 from pathlib import Path
 
-from defocus.evaluate.metrics import PROTOCOL_TEXT
 from defocus.evaluate.tables import (
     ablation_table,
     continuous_table,
@@ -23,7 +22,7 @@ with rule_log(snakemake.log[0]):  # noqa: F821
     write_table(
         table1(summaries),
         out / "table1",
-        "F-beta (max over thresholds) and MAE with bootstrap 95% CIs. " + PROTOCOL_TEXT,
+        "F-beta (max over thresholds) and MAE with bootstrap 95% CIs.",
     )
     listing.append(
         (

@@ -7,6 +7,7 @@ Layout under ``out_dir`` (one file per sample, each written atomically)::
     depth/{id}.npy     float32 depth in metres used for rendering
     defocus/{id}.npy   float32 Gaussian sigma in px
     coc/{id}.npy       float32 quantised CoC in px
+    sharp/{source}.png the sharp source image (uint8 RGB)
     params/{id}.json   camera parameters
 """
 
@@ -121,6 +122,9 @@ def build_syndof(
     bar = tqdm(total=len(sources) * n_per_source, desc="render SYNDOF", disable=not progress)
     for si, src in enumerate(sources):
         image, depth = _load_source(src)
+        # the sharp source, once per source: the reference for figures and for methods that
+        # need an all-in-focus image
+        write_image(out / "sharp" / f"{names[si]}.png", image)
         src_cfg = dict(cfg, **dict(src.get("camera", {})))
         if "depth_scale" in src:
             src_cfg["depth_scale"] = float(src["depth_scale"])

@@ -29,7 +29,7 @@ TEXTURES = (
     "rocket",
     "camera",
     "immunohistochemistry",
-    "colorwheel",
+    "coins",
     "brick",
     "grass",
     "gravel",
