@@ -75,6 +75,7 @@ def build_syndof(
     test_fraction: float = 0.2,
     device=None,
     progress: bool = True,
+    binary_coc_px: float = 1.0,
 ) -> list[dict]:
     """Render ``n_per_source`` defocused samples of each source and write them to ``out_dir``.
 
@@ -99,6 +100,8 @@ def build_syndof(
         Fraction of sources (not samples) assigned to ``test``.
     progress : bool
         Show a tqdm progress bar.
+    binary_coc_px : float
+        Binary GT threshold on the CoC (px); see :func:`defocus.render.syndof.render_sample`.
 
     Returns
     -------
@@ -130,7 +133,15 @@ def build_syndof(
             src_cfg["depth_scale"] = float(src["depth_scale"])
         for k in range(n_per_source):
             rng = np.random.default_rng([seed, si, k])
-            sample = render_sample(image, depth, rng, backend=backend, device=device, **src_cfg)
+            sample = render_sample(
+                image,
+                depth,
+                rng,
+                backend=backend,
+                device=device,
+                binary_coc_px=binary_coc_px,
+                **src_cfg,
+            )
             sid = f"{names[si]}_{k:03d}"
             paths = {
                 "image": out / "image" / f"{sid}.png",

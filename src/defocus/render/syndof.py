@@ -14,6 +14,7 @@ def render_sample(
     rng: np.random.Generator,
     backend: str = "numpy",
     device=None,
+    binary_coc_px: float = 1.0,
     **camera_overrides,
 ) -> dict:
     """Render one defocused image and its labels from a sharp image and metric depth.
@@ -28,6 +29,9 @@ def render_sample(
         The only source of randomness.
     backend, device
         Renderer backend (``"numpy"`` or ``"torch"``) and torch device.
+    binary_coc_px : float
+        The binary label is ``CoC > binary_coc_px``; 1 px in the SYNDOF generator (a CoC of
+        at most one pixel is sharp). Larger values label only visible blur as blurred.
     **camera_overrides
         Keyword arguments of :func:`defocus.render.physics.sample_camera` (e.g.
         ``focal_length_mm``, ``f_number``, ``focus_m``, ``max_coc_px``, ``sigma_formula``,
@@ -72,12 +76,12 @@ def render_sample(
         kernel_radius_px=params["kernel_radius_px"],
     )
     blurred = np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
-    params = dict(params, backend=backend)
+    params = dict(params, backend=backend, binary_coc_px=float(binary_coc_px))
     return {
         "blurred": blurred,
         "sigma": sigma_from_coc(coc, params["sigma_formula"]).astype(np.float32),
         "coc": coc.astype(np.float32),
-        "binary": coc > 1.0,
+        "binary": coc > float(binary_coc_px),
         "depth": depth_used.astype(np.float32),
         "params": params,
     }

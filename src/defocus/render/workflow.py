@@ -116,6 +116,7 @@ def render_dataset(
         backend=cfg.get("backend", "numpy"),
         test_fraction=float(cfg["test_fraction"]),
         device=device,
+        binary_coc_px=float(cfg.get("binary_coc_px", 1.0)),
     )
     write_manifest(rows, out_manifest)
     return out_manifest

@@ -1,0 +1,64 @@
+# Stage 3: multi-scale edge patches of DHDE (Park et al. CVPR'17) and its feature analysis.
+
+
+rule sample_patches:
+    input:
+        manifest="results/data/{dataset}/manifest.csv",
+    output:
+        h5="results/patches/{dataset}.h5",
+    log:
+        "logs/patches/{dataset}.log",
+    benchmark:
+        "benchmarks/out/patches/{dataset}.tsv"
+    """Labelled 15x15 / 27x27 edge patches of the sharp images, 11 blur labels (HDF5)."""
+    conda:
+        "../../envs/defocus.yaml"
+    threads: config["threads"]
+    params:
+        cfg=config["patches"],
+        seed=config["seed"],
+    script:
+        "../scripts/sample_patches.py"
+
+
+rule dhde_feature_table:
+    input:
+        patches=expand(
+            "results/patches/{dataset}.h5", dataset=config["dhde_features"]["datasets"]
+        ),
+    output:
+        csv="results/tables/table_dhde_features.csv",
+        md="results/tables/table_dhde_features.md",
+        tex="results/tables/table_dhde_features.tex",
+    log:
+        "logs/tables/table_dhde_features.log",
+    benchmark:
+        "benchmarks/out/tables/table_dhde_features.tsv"
+    """Paper Table 1: accuracy of each DHDE feature set on held-out source images."""
+    conda:
+        "../../envs/defocus.yaml"
+    threads: config["threads"]
+    params:
+        variants=config["dhde_features"]["variants"],
+        params=config["dhde_features"]["params"],
+        workdir="results/models/dhde_features",
+        seed=config["seed"],
+        device=config["device"],
+    script:
+        "../scripts/dhde_feature_table.py"
+
+
+rule dhde_feature_figure:
+    input:
+        patches=expand(
+            "results/patches/{dataset}.h5", dataset=config["dhde_features"]["datasets"]
+        ),
+    output:
+        png="results/figures/dhde_features.png",
+    log:
+        "logs/figures/dhde_features.log",
+    """Paper Figure 3: average DCT, gradient and SVD features of sharp and blurry patches."""
+    conda:
+        "../../envs/defocus.yaml"
+    script:
+        "../scripts/dhde_feature_figure.py"
