@@ -10,7 +10,9 @@ from defocus.train.loop import TrainConfig, batch_rng, load_checkpoint, train
 
 def _toy():
     torch.manual_seed(123)
-    return torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Dropout(0.3), torch.nn.Linear(16, 1))
+    return torch.nn.Sequential(
+        torch.nn.Linear(4, 16), torch.nn.Dropout(0.3), torch.nn.Linear(16, 1)
+    )
 
 
 W_TRUE = np.array([1.0, -2.0, 0.5, 3.0], np.float32)

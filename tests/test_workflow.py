@@ -68,9 +68,7 @@ def test_tiny_config_end_to_end(root, tmp_path):
     ).exists()
     assert len(pd.read_csv(res / "data" / "demo_sharp" / "manifest.csv")) == 3
     # a second run has nothing to do
-    r = _snakemake(
-        root, "-n", f"--configfile={root / 'config' / 'test.yaml'}", "all", cwd=tmp_path
-    )
+    r = _snakemake(root, "-n", f"--configfile={root / 'config' / 'test.yaml'}", "all", cwd=tmp_path)
     assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr
 
 

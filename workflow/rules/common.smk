@@ -122,7 +122,9 @@ def train_data_arg(wildcards):
             f"method {wildcards.method} needs training data: set "
             f"training.data.{wildcards.method.partition('@')[0]} in the config"
         )
-    data = {role: [train_input(role, d) for d in names] for role, names in roles.items()}
+    data = {
+        role: [train_input(role, d) for d in names] for role, names in roles.items()
+    }
     return shlex.quote(json.dumps(data))
 
 

@@ -2,9 +2,6 @@
 
 
 rule fetch_dataset:
-    """Verified download + unpack of a registry dataset (skipped when datasets.<name>.root is set)."""
-    conda:
-        "../../envs/defocus.yaml"
     output:
         marker=f"{RESOURCES}/{{registry_set}}/.fetched.json",
     log:
@@ -12,6 +9,9 @@ rule fetch_dataset:
     benchmark:
         "benchmarks/out/data/fetch_{registry_set}.tsv"
     retries: 1
+    """Verified download + unpack of a registry dataset (skipped when datasets.<name>.root is set)."""
+    conda:
+        "../../envs/defocus.yaml"
     params:
         entry=lambda wc: dataset_cfg(wc.registry_set),
     script:
@@ -19,15 +19,15 @@ rule fetch_dataset:
 
 
 rule registry_manifest:
-    """Normalise a registry dataset's layout into the manifest contract (GT 255 = blurred)."""
-    conda:
-        "../../envs/defocus.yaml"
     input:
         fetched=fetch_input,
     output:
         manifest="results/data/{registry_set}/manifest.csv",
     log:
         "logs/data/manifest_{registry_set}.log",
+    """Normalise a registry dataset's layout into the manifest contract (GT 255 = blurred)."""
+    conda:
+        "../../envs/defocus.yaml"
     params:
         entry=lambda wc: dataset_cfg(wc.registry_set),
         seed=config["seed"],
@@ -36,13 +36,13 @@ rule registry_manifest:
 
 
 rule demo_sharp:
-    """Sharp demo images: the photographs scikit-image ships (stand-in for the ILSVRC subset)."""
-    conda:
-        "../../envs/defocus.yaml"
     output:
         manifest="results/data/demo_sharp/manifest.csv",
     log:
         "logs/data/demo_sharp.log",
+    """Sharp demo images: the photographs scikit-image ships (stand-in for the ILSVRC subset)."""
+    conda:
+        "../../envs/defocus.yaml"
     params:
         photos=config["demo_sources"]["photos"],
         max_side=config["demo_sources"]["max_side"],

@@ -2,9 +2,6 @@
 
 
 rule evaluate:
-    """Per-image metrics CSV, PR/F curves NPZ and a summary with bootstrap 95% CIs."""
-    conda:
-        "../../envs/defocus.yaml"
     input:
         h5="results/predictions/{method}/{dataset}.h5",
         manifest="results/data/{dataset}/manifest.csv",
@@ -16,6 +13,9 @@ rule evaluate:
         "logs/evaluate/{method}/{dataset}.log",
     benchmark:
         "benchmarks/out/evaluate/{method}/{dataset}.tsv"
+    """Per-image metrics CSV, PR/F curves NPZ and a summary with bootstrap 95% CIs."""
+    conda:
+        "../../envs/defocus.yaml"
     params:
         protocol=config["evaluation"],
         seed=config["seed"],
@@ -24,9 +24,6 @@ rule evaluate:
 
 
 rule tables:
-    """table1 (DeFusionNet Table 1 layout), runtime table, ablations; CSV, Markdown, LaTeX."""
-    conda:
-        "../../envs/defocus.yaml"
     input:
         summaries=summaries(),
     output:
@@ -43,6 +40,9 @@ rule tables:
         readme="results/tables/README.md",
     log:
         "logs/evaluate/tables.log",
+    """table1 (DeFusionNet Table 1 layout), runtime table, ablations; CSV, Markdown, LaTeX."""
+    conda:
+        "../../envs/defocus.yaml"
     params:
         protocol=config["evaluation"],
         methods=METHODS,

@@ -1,6 +1,8 @@
 # Stage 3: multi-scale edge patches of DHDE (Park et al. CVPR'17) and its feature analysis.
+# (Comments instead of rule docstrings: snakefmt 0.x moves docstrings below `benchmark:`.)
 
 
+# Labelled 15x15 / 27x27 edge patches of the sharp images, 11 blur labels (HDF5).
 rule sample_patches:
     input:
         manifest="results/data/{dataset}/manifest.csv",
@@ -10,7 +12,6 @@ rule sample_patches:
         "logs/patches/{dataset}.log",
     benchmark:
         "benchmarks/out/patches/{dataset}.tsv"
-    """Labelled 15x15 / 27x27 edge patches of the sharp images, 11 blur labels (HDF5)."""
     conda:
         "../../envs/defocus.yaml"
     threads: config["threads"]
@@ -21,6 +22,7 @@ rule sample_patches:
         "../scripts/sample_patches.py"
 
 
+# Paper Table 1: accuracy of each DHDE feature set on held-out source images.
 rule dhde_feature_table:
     input:
         patches=expand(
@@ -34,7 +36,6 @@ rule dhde_feature_table:
         "logs/tables/table_dhde_features.log",
     benchmark:
         "benchmarks/out/tables/table_dhde_features.tsv"
-    """Paper Table 1: accuracy of each DHDE feature set on held-out source images."""
     conda:
         "../../envs/defocus.yaml"
     threads: config["threads"]
@@ -48,6 +49,7 @@ rule dhde_feature_table:
         "../scripts/dhde_feature_table.py"
 
 
+# Paper Figure 3: average DCT, gradient and SVD features of sharp and blurry patches.
 rule dhde_feature_figure:
     input:
         patches=expand(
@@ -57,7 +59,6 @@ rule dhde_feature_figure:
         png="results/figures/dhde_features.png",
     log:
         "logs/figures/dhde_features.log",
-    """Paper Figure 3: average DCT, gradient and SVD features of sharp and blurry patches."""
     conda:
         "../../envs/defocus.yaml"
     script:

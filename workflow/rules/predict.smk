@@ -2,9 +2,6 @@
 
 
 rule predict:
-    """Run one method on the test split of one dataset; time every image."""
-    conda:
-        "../../envs/defocus.yaml"
     input:
         manifest="results/data/{dataset}/manifest.csv",
         checkpoint=checkpoint_input,
@@ -14,6 +11,9 @@ rule predict:
         "logs/predict/{method}/{dataset}.log",
     benchmark:
         "benchmarks/out/predict/{method}/{dataset}.tsv"
+    """Run one method on the test split of one dataset; time every image."""
+    conda:
+        "../../envs/defocus.yaml"
     threads: config["threads"]
     resources:
         gpu=lambda wc: 1 if is_learned(wc.method) else 0,

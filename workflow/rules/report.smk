@@ -2,9 +2,6 @@
 
 
 rule curves_figure:
-    """PR and F-vs-threshold curves of every method on one test set."""
-    conda:
-        "../../envs/defocus.yaml"
     input:
         curves=expand("results/curves/{method}/{{dataset}}.npz", method=METHODS),
     output:
@@ -20,6 +17,9 @@ rule curves_figure:
         ),
     log:
         "logs/report/curves_{dataset}.log",
+    """PR and F-vs-threshold curves of every method on one test set."""
+    conda:
+        "../../envs/defocus.yaml"
     params:
         methods=METHODS,
     script:
@@ -27,9 +27,6 @@ rule curves_figure:
 
 
 rule qualitative_figure:
-    """Input, GT and each method's map for the first test images."""
-    conda:
-        "../../envs/defocus.yaml"
     input:
         manifest="results/data/{dataset}/manifest.csv",
         h5=expand("results/predictions/{method}/{{dataset}}.h5", method=METHODS),
@@ -41,6 +38,9 @@ rule qualitative_figure:
         ),
     log:
         "logs/report/qualitative_{dataset}.log",
+    """Input, GT and each method's map for the first test images."""
+    conda:
+        "../../envs/defocus.yaml"
     params:
         methods=METHODS,
         n=config["evaluation"]["qualitative_images"],

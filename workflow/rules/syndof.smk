@@ -2,9 +2,6 @@
 
 
 rule render_syndof:
-    """Thin-lens layered blur of every source image; binary GT, sigma, CoC, depth per sample."""
-    conda:
-        "../../envs/defocus.yaml"
     input:
         depth_manifests=syndof_depth_manifests,
     output:
@@ -13,6 +10,9 @@ rule render_syndof:
         "logs/syndof/{syndof_set}.log",
     benchmark:
         "benchmarks/out/syndof/{syndof_set}.tsv"
+    """Thin-lens layered blur of every source image; binary GT, sigma, CoC, depth per sample."""
+    conda:
+        "../../envs/defocus.yaml"
     threads: config["threads"]
     params:
         cfg=lambda wc: config["syndof"][wc.syndof_set],
@@ -23,9 +23,6 @@ rule render_syndof:
 
 
 rule syndof_figure:
-    """Input, depth, sigma, rendered image and binary map of a few samples."""
-    conda:
-        "../../envs/defocus.yaml"
     input:
         manifest="results/data/{syndof_set}/manifest.csv",
     output:
@@ -36,6 +33,9 @@ rule syndof_figure:
         ),
     log:
         "logs/syndof/figure_{syndof_set}.log",
+    """Input, depth, sigma, rendered image and binary map of a few samples."""
+    conda:
+        "../../envs/defocus.yaml"
     params:
         n=4,
     script:

@@ -2,13 +2,20 @@
 
 
 rule train:
-    """Train one learned method; resumes from results/models/{method}/work/checkpoint.pt."""
-    conda:
-        "../../envs/defocus.yaml"
     input:
         data=train_manifests,
     output:
         model="results/models/{method}/model.pt",
+    log:
+        "logs/train/{method}.log",
+    benchmark:
+        "benchmarks/out/train/{method}.tsv"
+    """Train one learned method; resumes from results/models/{method}/work/checkpoint.pt."""
+    conda:
+        "../../envs/defocus.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=lambda wc: 1 if config["device"] != "cpu" else 0,
     params:
         launcher=train_launcher,
         data=train_data_arg,
@@ -17,13 +24,6 @@ rule train:
         workdir=lambda wc: f"results/models/{wc.method}/work",
         device=config["device"],
         seed=config["seed"],
-    threads: config["threads"]
-    resources:
-        gpu=lambda wc: 1 if config["device"] != "cpu" else 0,
-    log:
-        "logs/train/{method}.log",
-    benchmark:
-        "benchmarks/out/train/{method}.tsv"
     shell:
         "{params.launcher} -m defocus.train --method {params.method} --params {params.params}"
         " --data {params.data} --workdir {params.workdir} --out {output.model}"

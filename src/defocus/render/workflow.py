@@ -1,6 +1,6 @@
 """Glue between the config's ``syndof`` section and the renderer (used by the Snakemake rules).
 
-* :func:`camera_kwargs` maps the schema's camera keys to :func:`~defocus.render.physics.sample_camera`;
+* :func:`camera_kwargs` maps the schema's camera keys to ``sample_camera``;
 * :func:`collect_sources` turns ``sources: [demo_motorcycle, demo_procedural, sintel, ...]`` into
   the source dicts of :func:`~defocus.render.build.build_syndof`;
 * :func:`render_dataset` renders and writes the manifest;
