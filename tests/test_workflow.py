@@ -34,7 +34,7 @@ def test_tiny_config_end_to_end(root, tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     res = tmp_path / "results"
     t1 = pd.read_csv(res / "tables" / "table1.csv")
-    assert set(t1["method"]) == {"ref_all_blurred", "ref_gradient", "ref_gradient@window=5"}
+    assert set(t1["method"]) == {"ref_all_blurred", "ref_gradient", "ref_gradient@window=5", "zeng"}
     assert (t1["dataset"] == "demo_syndof").all()
     assert t1["f_beta"].between(0, 1).all() and t1["mae"].between(0, 1).all()
     assert (t1["f_beta_ci_low"] <= t1["f_beta"] + 1e-9).all()
@@ -67,6 +67,9 @@ def test_tiny_config_end_to_end(root, tmp_path):
         tmp_path / "benchmarks" / "out" / "predict" / "ref_gradient" / "demo_syndof.tsv"
     ).exists()
     assert len(pd.read_csv(res / "data" / "demo_sharp" / "manifest.csv")) == 3
+    # the learned method went through the shared training entry point
+    assert (res / "models" / "zeng" / "model.pt").exists()
+    assert len(pd.read_csv(res / "models" / "zeng" / "work" / "loss.csv")) == 10
     # a second run has nothing to do
     r = _snakemake(root, "-n", f"--configfile={root / 'config' / 'test.yaml'}", "all", cwd=tmp_path)
     assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr

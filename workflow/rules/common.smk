@@ -74,9 +74,20 @@ def is_learned(method):
     return method_class(method.partition("@")[0]).learned
 
 
+def model_name(method):
+    """The trained model a method spec predicts with: overrides that only change inference
+    (the class's ``inference_params``, e.g. DeFusionNet's ``output``) share the base model."""
+    from defocus.methods.registry import method_class
+
+    base, _, rest = method.partition("@")
+    skip = getattr(method_class(base), "inference_params", ())
+    keep = [i for i in rest.split(",") if i and i.partition("=")[0].strip() not in skip]
+    return base + ("@" + ",".join(keep) if keep else "")
+
+
 def checkpoint_input(wildcards):
     if is_learned(wildcards.method):
-        return f"results/models/{wildcards.method}/model.pt"
+        return f"results/models/{model_name(wildcards.method)}/model.pt"
     return []
 
 

@@ -16,7 +16,7 @@ rule predict:
         "../../envs/defocus.yaml"
     threads: config["threads"]
     resources:
-        gpu=lambda wc: 1 if is_learned(wc.method) else 0,
+        gpu=lambda wc: 1 if is_learned(wc.method) and config["device"] != "cpu" else 0,
     params:
         params=lambda wc: method_params(config, wc.method),
         device=config["device"],

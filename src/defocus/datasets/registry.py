@@ -245,7 +245,7 @@ REGISTRY: dict[str, DatasetSpec] = {
         gt_polarity=None,
         kind="depth",
         split_source="none: all frames are source scenes for SYNDOF rendering (split train)",
-        notes="training/depth/<scene>/frame_XXXX.dpt + training/clean/<scene>/frame_XXXX.png",
+        notes="training/depth/<scene>/frame_NNNN.dpt + training/clean/<scene>/frame_NNNN.png",
     ),
     "synthia": DatasetSpec(
         name="synthia",

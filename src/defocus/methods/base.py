@@ -86,7 +86,7 @@ class Method:
         """Blur map, float32 (H, W) in [0, 1], 1 = blurred."""
         if self.has_raw:
             return minmax_normalise(self.predict_raw(image))
-        raise NotImplementedError(f"{type(self).__name__} must implement predict()")
+        raise MethodError(f"{type(self).__name__} defines neither predict() nor predict_raw()")
 
 
 def check_image(image: np.ndarray) -> np.ndarray:
