@@ -21,6 +21,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/syndof.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/predict.smk"
+include: "workflow/rules/external.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 

@@ -77,6 +77,12 @@ def _methods(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score(args: argparse.Namespace) -> int:
+    from defocus.external import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="defocus",
@@ -129,6 +135,18 @@ def build_parser() -> argparse.ArgumentParser:
     fe.add_argument("name", help="registry name (see `defocus datasets list`)")
     fe.add_argument("--dest", default="resources", help="download folder (default: resources)")
     ds.set_defaults(func=_datasets)
+
+    sc = sub.add_parser(
+        "score",
+        help="score a folder of released result maps (one table-1 row)",
+        description="Match released result maps (BTBNet, CENet, DeFusionNet, ... folders) to "
+        "the test ids of a dataset manifest, resize them to the GT size, and print their "
+        "table-1 row under the declared protocol.",
+    )
+    from defocus.external import configure_parser as configure_score
+
+    configure_score(sc)
+    sc.set_defaults(func=_score)
 
     me = sub.add_parser("methods", help="list registered methods")
     me.set_defaults(func=_methods)

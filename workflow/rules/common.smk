@@ -1,5 +1,6 @@
 # Input and params functions shared by the stage files: rules stay declarative.
 import json
+import os
 import re
 import shlex
 import sys
@@ -41,6 +42,56 @@ def _check_test_sets():
 _check_test_sets()
 
 
+# External methods (issue 13): released result maps, imported by rule import_external.
+EXTERNAL = sorted(config["external_methods"])
+# rule predict must not claim them: refuse "<external name>/" at the start of {method}
+NOT_EXTERNAL = rf"(?!(?:{_alternatives(EXTERNAL)})/)[^/]+"
+
+
+def _check_external():
+    from defocus.external import external_config_errors
+
+    errors = external_config_errors(config, METHODS)
+    if errors:
+        raise WorkflowError("invalid external_methods:\n  " + "\n  ".join(errors))
+
+
+_check_external()
+
+
+def external_cfg(name):
+    """The config entry of an external method, defaults filled."""
+    entry = dict(config["external_methods"][name])
+    entry.setdefault("polarity", "white_blurred")
+    entry.setdefault("index_map", None)
+    entry.setdefault("allow_subset", False)
+    entry.setdefault("interpolation", "bilinear")
+    return entry
+
+
+def external_maps_input(wildcards):
+    """The maps folder of an external method on one dataset (rule export_maps makes
+    results/exports/... folders; any other folder must exist)."""
+    maps = external_cfg(wildcards.method)["maps"]
+    if wildcards.dataset not in maps:
+        raise WorkflowError(
+            f"external_methods.{wildcards.method}.maps names no folder for dataset "
+            f"{wildcards.dataset}; it names {sorted(maps)}"
+        )
+    return os.path.normpath(maps[wildcards.dataset])
+
+
+def external_pairs(datasets=None):
+    """(external method, dataset) for every test set an external method has maps for."""
+    datasets = datasets or TEST_SETS
+    return [
+        (m, d)
+        for m in EXTERNAL
+        for d in datasets
+        if d in config["external_methods"][m]["maps"]
+    ]
+
+
 def manifest(dataset):
     return f"results/data/{dataset}/manifest.csv"
 
@@ -76,7 +127,8 @@ def is_learned(method):
 
 def model_name(method):
     """The trained model a method spec predicts with: overrides that only change inference
-    (the class's ``inference_params``, e.g. DeFusionNet's ``output``) share the base model."""
+    (the class's ``inference_params``, e.g. DeFusionNet's ``output``) share the base model.
+    """
     from defocus.methods.registry import method_class
 
     base, _, rest = method.partition("@")
@@ -92,11 +144,16 @@ def checkpoint_input(wildcards):
 
 
 def summaries(datasets=None, methods=None):
-    return expand(
+    out = expand(
         "results/metrics/{method}/{dataset}.summary.json",
         method=methods or METHODS,
         dataset=datasets or TEST_SETS,
     )
+    if methods is None:  # external rows only where the method has maps for the dataset
+        out += [
+            f"results/metrics/{m}/{d}.summary.json" for m, d in external_pairs(datasets)
+        ]
+    return out
 
 
 def get_final_output():
@@ -145,3 +202,20 @@ def train_launcher(wildcards):
     if n > 1:
         return f"{sys.executable} -m torch.distributed.run --standalone --nproc_per_node {n}"
     return sys.executable
+
+
+def figure_methods(dataset):
+    """Methods drawn in a dataset's figures: the configured ones, then external rows."""
+    return METHODS + [m for m, d in external_pairs([dataset])]
+
+
+def figure_inputs(pattern):
+    """Input function: `pattern` (with {method} and {dataset}) for every figure method."""
+
+    def inputs(wildcards):
+        return [
+            pattern.format(method=m, dataset=wildcards.dataset)
+            for m in figure_methods(wildcards.dataset)
+        ]
+
+    return inputs

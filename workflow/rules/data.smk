@@ -2,6 +2,7 @@
 
 
 rule fetch_dataset:
+    """Verified download + unpack of a registry dataset (skipped when datasets.<name>.root is set)."""
     output:
         marker=f"{RESOURCES}/{{registry_set}}/.fetched.json",
     log:
@@ -9,7 +10,6 @@ rule fetch_dataset:
     benchmark:
         "benchmarks/out/data/fetch_{registry_set}.tsv"
     retries: 1
-    """Verified download + unpack of a registry dataset (skipped when datasets.<name>.root is set)."""
     conda:
         "../../envs/defocus.yaml"
     params:
@@ -19,13 +19,13 @@ rule fetch_dataset:
 
 
 rule registry_manifest:
+    """Normalise a registry dataset's layout into the manifest contract (GT 255 = blurred)."""
     input:
         fetched=fetch_input,
     output:
         manifest="results/data/{registry_set}/manifest.csv",
     log:
         "logs/data/manifest_{registry_set}.log",
-    """Normalise a registry dataset's layout into the manifest contract (GT 255 = blurred)."""
     conda:
         "../../envs/defocus.yaml"
     params:
@@ -36,11 +36,11 @@ rule registry_manifest:
 
 
 rule demo_sharp:
+    """Sharp demo images: the photographs scikit-image ships (stand-in for the ILSVRC subset)."""
     output:
         manifest="results/data/demo_sharp/manifest.csv",
     log:
         "logs/data/demo_sharp.log",
-    """Sharp demo images: the photographs scikit-image ships (stand-in for the ILSVRC subset)."""
     conda:
         "../../envs/defocus.yaml"
     params:

@@ -2,6 +2,7 @@
 
 
 rule evaluate:
+    """Per-image metrics CSV, PR/F curves NPZ and a summary with bootstrap 95% CIs."""
     input:
         h5="results/predictions/{method}/{dataset}.h5",
         manifest="results/data/{dataset}/manifest.csv",
@@ -13,7 +14,6 @@ rule evaluate:
         "logs/evaluate/{method}/{dataset}.log",
     benchmark:
         "benchmarks/out/evaluate/{method}/{dataset}.tsv"
-    """Per-image metrics CSV, PR/F curves NPZ and a summary with bootstrap 95% CIs."""
     conda:
         "../../envs/defocus.yaml"
     params:
@@ -24,6 +24,7 @@ rule evaluate:
 
 
 rule tables:
+    """table1 (DeFusionNet Table 1 layout), runtime table, ablations; CSV, Markdown, LaTeX."""
     input:
         summaries=summaries(),
     output:
@@ -40,7 +41,6 @@ rule tables:
         readme="results/tables/README.md",
     log:
         "logs/evaluate/tables.log",
-    """table1 (DeFusionNet Table 1 layout), runtime table, ablations; CSV, Markdown, LaTeX."""
     conda:
         "../../envs/defocus.yaml"
     params:

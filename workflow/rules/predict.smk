@@ -2,6 +2,7 @@
 
 
 rule predict:
+    """Run one method on the test split of one dataset; time every image."""
     input:
         manifest="results/data/{dataset}/manifest.csv",
         checkpoint=checkpoint_input,
@@ -11,7 +12,9 @@ rule predict:
         "logs/predict/{method}/{dataset}.log",
     benchmark:
         "benchmarks/out/predict/{method}/{dataset}.tsv"
-    """Run one method on the test split of one dataset; time every image."""
+    wildcard_constraints:
+        # external methods (config external_methods) come from rule import_external
+        method=NOT_EXTERNAL,
     conda:
         "../../envs/defocus.yaml"
     threads: config["threads"]

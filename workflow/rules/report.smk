@@ -2,8 +2,9 @@
 
 
 rule curves_figure:
+    """PR and F-vs-threshold curves of every method on one test set."""
     input:
-        curves=expand("results/curves/{method}/{{dataset}}.npz", method=METHODS),
+        curves=figure_inputs("results/curves/{method}/{dataset}.npz"),
     output:
         pr=report(
             "results/figures/pr_{dataset}.png",
@@ -17,19 +18,19 @@ rule curves_figure:
         ),
     log:
         "logs/report/curves_{dataset}.log",
-    """PR and F-vs-threshold curves of every method on one test set."""
     conda:
         "../../envs/defocus.yaml"
     params:
-        methods=METHODS,
+        methods=lambda wc: figure_methods(wc.dataset),
     script:
         "../scripts/curves_figure.py"
 
 
 rule qualitative_figure:
+    """Input, GT and each method's map for the first test images."""
     input:
         manifest="results/data/{dataset}/manifest.csv",
-        h5=expand("results/predictions/{method}/{{dataset}}.h5", method=METHODS),
+        h5=figure_inputs("results/predictions/{method}/{dataset}.h5"),
     output:
         png=report(
             "results/figures/qualitative_{dataset}.png",
@@ -38,11 +39,10 @@ rule qualitative_figure:
         ),
     log:
         "logs/report/qualitative_{dataset}.log",
-    """Input, GT and each method's map for the first test images."""
     conda:
         "../../envs/defocus.yaml"
     params:
-        methods=METHODS,
+        methods=lambda wc: figure_methods(wc.dataset),
         n=config["evaluation"]["qualitative_images"],
     script:
         "../scripts/qualitative_figure.py"

@@ -2,6 +2,7 @@
 
 
 rule render_syndof:
+    """Thin-lens layered blur of every source image; binary GT, sigma, CoC, depth per sample."""
     input:
         depth_manifests=syndof_depth_manifests,
     output:
@@ -10,7 +11,6 @@ rule render_syndof:
         "logs/syndof/{syndof_set}.log",
     benchmark:
         "benchmarks/out/syndof/{syndof_set}.tsv"
-    """Thin-lens layered blur of every source image; binary GT, sigma, CoC, depth per sample."""
     conda:
         "../../envs/defocus.yaml"
     threads: config["threads"]
@@ -23,6 +23,7 @@ rule render_syndof:
 
 
 rule syndof_figure:
+    """Input, depth, sigma, rendered image and binary map of a few samples."""
     input:
         manifest="results/data/{syndof_set}/manifest.csv",
     output:
@@ -33,7 +34,6 @@ rule syndof_figure:
         ),
     log:
         "logs/syndof/figure_{syndof_set}.log",
-    """Input, depth, sigma, rendered image and binary map of a few samples."""
     conda:
         "../../envs/defocus.yaml"
     params:

@@ -2,6 +2,7 @@
 
 
 rule train:
+    """Train one learned method; resumes from results/models/{method}/work/checkpoint.pt."""
     input:
         data=train_manifests,
     output:
@@ -10,7 +11,6 @@ rule train:
         "logs/train/{method}.log",
     benchmark:
         "benchmarks/out/train/{method}.tsv"
-    """Train one learned method; resumes from results/models/{method}/work/checkpoint.pt."""
     conda:
         "../../envs/defocus.yaml"
     threads: config["threads"]

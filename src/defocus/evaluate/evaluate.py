@@ -94,7 +94,8 @@ def evaluate_file(
     summary : dict
         ``method, dataset, split, n_images, f_beta, f_beta_ci_low, f_beta_ci_high,
         f_beta_mean, f_beta_adaptive, mae, mae_ci_low, mae_ci_high, accuracy, iou,
-        seconds_per_image, device, image_size, image_sizes, protocol, protocol_text`` and,
+        seconds_per_image, device, external, subset, n_missing, image_size, image_sizes,
+        protocol, protocol_text`` and,
         with continuous GT, ``defocus_mse, defocus_mae, n_images_continuous``.
 
     Raises
@@ -130,6 +131,13 @@ def evaluate_file(
     with h5py.File(pred_h5, "r") as f:
         attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
         missing = [i for i in df["id"] if f"maps/{i}" not in f]
+        subset = bool(attrs.get("subset", False))
+        if missing and subset:
+            # an import with allow_subset (defocus.external) lists the ids it has no map for
+            declared = set(json.loads(str(attrs.get("missing_ids", "[]"))))
+            if set(missing) <= declared:
+                df = df[~df["id"].isin(declared)].reset_index(drop=True)
+                missing = []
         if missing:
             raise PredictionError(
                 f"prediction file {pred_h5} lacks maps for {len(missing)} of {len(df)} "
@@ -189,6 +197,10 @@ def evaluate_file(
             else float(attrs.get("seconds_per_image", math.nan))
         ),
         "device": str(attrs.get("device", "")),
+        # released maps scored by defocus.external (device "external"), maybe on a subset
+        "external": str(attrs.get("device", "")) == "external",
+        "subset": subset,
+        "n_missing": int(attrs.get("n_missing", 0)),
         "image_size": _image_size_text(per_image["height"], per_image["width"]),
         "image_sizes": json.loads(attrs["image_sizes"]) if "image_sizes" in attrs else None,
         "config_hash": str(attrs.get("config_hash", "")),

@@ -36,6 +36,8 @@ TABLE1_COLUMNS = [
     "accuracy",
     "iou",
     "reference",
+    "external",
+    "n_missing",
 ]
 RUNTIME_COLUMNS = ["method", "dataset", "seconds_per_image", "device", "image_size"]
 
@@ -54,8 +56,14 @@ def is_reference(method: str) -> bool:
         return base.startswith("ref_")
 
 
+def is_external(summary: dict[str, Any]) -> bool:
+    """Whether a summary scores released result maps (:mod:`defocus.external`)."""
+    return bool(summary.get("external", summary.get("device") == "external"))
+
+
 def _frame(summaries: Iterable[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
-    rows = [{c: s.get(c, math.nan) for c in columns} for s in summaries]
+    # JSON null (a non-finite float written by write_outputs) reads back as NaN
+    rows = [{c: math.nan if s.get(c) is None else s[c] for c in columns} for s in summaries]
     return pd.DataFrame(rows, columns=list(columns))
 
 
@@ -70,18 +78,24 @@ def _sort(df: pd.DataFrame) -> pd.DataFrame:
 def table1(summaries: list[dict[str, Any]]) -> pd.DataFrame:
     """Headline table: one row per (method, dataset), sorted by dataset, references last.
 
-    Columns :data:`TABLE1_COLUMNS`; ``reference`` is True for trivial reference rows.
+    Columns :data:`TABLE1_COLUMNS`; ``reference`` is True for trivial reference rows,
+    ``external`` for released maps scored by :mod:`defocus.external`, whose ``n_missing`` > 0
+    says the row was scored on a subset of the test split (``n_images`` images).
     """
     if not summaries:
         raise ValueError("table1 needs at least one summary")
-    df = _frame(summaries, [c for c in TABLE1_COLUMNS if c != "reference"])
+    derived = ("reference", "external", "n_missing")
+    df = _frame(summaries, [c for c in TABLE1_COLUMNS if c not in derived])
     df["reference"] = df["method"].map(is_reference)
+    df["external"] = [is_external(s) for s in summaries]
+    df["n_missing"] = [int(s.get("n_missing") or 0) for s in summaries]
     return _sort(df)
 
 
 def runtime_table(summaries: list[dict[str, Any]]) -> pd.DataFrame:
-    """Seconds per image, device and image size per (method, dataset)."""
-    return _sort(_frame(summaries, RUNTIME_COLUMNS))
+    """Seconds per image, device and image size per (method, dataset); external rows (released
+    maps, no timing) are left out."""
+    return _sort(_frame([s for s in summaries if not is_external(s)], RUNTIME_COLUMNS))
 
 
 def continuous_table(summaries: list[dict[str, Any]]) -> pd.DataFrame:
@@ -227,6 +241,8 @@ def write_tables_readme(
         "",
         "Each table is written as `.csv` (full precision), `.md` and `.tex` (3 decimals).",
         "Rows marked `reference` are trivial baselines, not paper methods.",
+        "Rows marked `external` score released result maps (config `external_methods`,",
+        "`defocus score`), not code run here; `n_missing` > 0 means a subset of the test split.",
         "",
         "## Evaluation protocol",
         "",

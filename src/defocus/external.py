@@ -1,0 +1,772 @@
+"""Score released result maps ("external methods") under the project's protocol.
+
+Most defocus-blur papers after 2018 released result maps rather than code (BTBNet, CENet,
+BR2Net, DeFusionNet's own maps, D-DFFNet, ...). :func:`import_maps` turns such a folder into
+a prediction file (the contract of :mod:`defocus.io.predictions`), so the maps go through
+the same ``evaluate`` rule and land in the same tables as the methods run here.
+:func:`export_maps` does the reverse (a prediction file -> a folder of PNGs, 255 = blurred);
+:func:`score` is the one-call version behind ``defocus score``.
+
+Matching maps to ids
+--------------------
+A map matches the manifest id whose name equals the file's stem, case-insensitively, for
+any of the extensions in :data:`MAP_EXTENSIONS` (so ``OUT_OF_FOCUS0037.PNG`` matches id
+``out_of_focus0037``). With an *index map* the stem is first translated: ``btbnet_cuhk``
+is the BTBNet CUHK test split shipped with the package (``N.bmp--<CUHK file>``, see
+``defocus/datasets/splits/cuhk_btbnet_test.txt`` and DATASETS.md section 3), which maps
+the result names ``1.bmp`` ... ``100.bmp`` of BTBNet/DeFusionNet-style folders to CUHK
+ids; a path names a text file in the same ``<result name>--<image file>`` format.
+
+Reading and converting
+----------------------
+8-bit maps are divided by 255, 16-bit by 65535, float TIFFs must lie in [0, 1]. Colour
+maps whose channels are equal give that channel; otherwise luminance
+``0.299 R + 0.587 G + 0.114 B`` (ITU-R BT.601, as MATLAB ``rgb2gray`` and OpenCV
+``COLOR_BGR2GRAY``); an alpha channel is dropped. ``polarity="white_sharp"`` maps are
+inverted (``1 - map``) so that 1 = blurred, the project's convention.
+
+Maps whose size differs from the GT mask are resized to it with bilinear interpolation by
+default (``cv2.INTER_LINEAR``, half-pixel centres). Bilinear is the choice because a blur
+map is a continuous score: every output value is a convex combination of input values, so
+the range [0, 1] and the ordering of flat regions are kept (bicubic and Lanczos overshoot
+at edges and must be clipped), it does not make the blocky edges of nearest-neighbour,
+and it is OpenCV's ``cv2.resize`` default, so a user resizing by hand most likely gets the
+same values. ``nearest``, ``bicubic`` (clipped to [0, 1]) and ``area`` (better for large
+downscales: bilinear samples only 2x2 pixels and aliases) are available.
+
+Prediction file of an import
+----------------------------
+``device = "external"``, ``seconds = NaN`` for every image (released maps carry no
+timing), and the extra attributes ``external`` (True), ``maps_dir``, ``polarity``,
+``index_map``, ``interpolation``, ``subset``, ``n_missing``, ``missing_ids`` (JSON list),
+``n_resized`` and ``n_files``.
+
+numpy, OpenCV, pandas and h5py are imported inside the functions, so ``defocus --help``
+(which calls :func:`configure_parser`) stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import re
+import sys
+import tempfile
+import warnings
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: file extensions read as maps (matched case-insensitively)
+MAP_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+POLARITIES = ("white_blurred", "white_sharp")
+#: name -> OpenCV interpolation flag (see the module docstring for the default)
+INTERPOLATIONS = {"bilinear": 1, "nearest": 0, "bicubic": 2, "area": 3}
+#: export rounding: ``nearest`` = rint(255 map); ``floor`` = the threshold index of the
+#: k/255 sweep (:func:`defocus.evaluate.metrics.quantise`)
+ROUNDINGS = ("nearest", "floor")
+EXPORT_FORMATS = ("png", "bmp", "tif")
+#: built-in index maps (name -> file shipped in ``defocus.datasets``)
+INDEX_MAPS = {"btbnet_cuhk": "splits/cuhk_btbnet_test.txt"}
+#: device attribute of imported prediction files (tables mark these rows ``external``)
+EXTERNAL_DEVICE = "external"
+
+
+class ExternalMapsError(ValueError):
+    """A folder of released maps cannot be scored (missing, unreadable or ambiguous maps)."""
+
+
+class ExternalMapsWarning(UserWarning):
+    """Something in a folder of released maps looks wrong but does not stop the import."""
+
+
+def _short(items: list[str], n: int = 20) -> str:
+    items = list(items)
+    head = ", ".join(items[:n])
+    return head + (f", ... ({len(items) - n} more)" if len(items) > n else "")
+
+
+# --------------------------------------------------------------------------------------
+# index maps
+# --------------------------------------------------------------------------------------
+
+
+def read_index_map(spec: str | os.PathLike | None) -> dict[str, str]:
+    """Result-file stem -> image id stem, both lower-cased.
+
+    Parameters
+    ----------
+    spec : None, ``"btbnet_cuhk"`` or path
+        ``None`` gives an empty mapping; a name of :data:`INDEX_MAPS` reads the file shipped
+        with the package; a path reads a text file of lines ``<result name>--<image file>``
+        (e.g. ``1.bmp--out_of_focus0037.jpg``; blank lines and ``#`` comments skipped).
+        Extensions on either side are dropped.
+
+    Raises
+    ------
+    ExternalMapsError
+        If the file is missing, a line has no ``--``, or a result name appears twice.
+    """
+    if spec is None or spec == "":
+        return {}
+    if str(spec) in INDEX_MAPS:
+        text = resources.files("defocus.datasets").joinpath(INDEX_MAPS[str(spec)]).read_text()
+        where = f"index map {spec!r}"
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise ExternalMapsError(
+                f"index map {spec!r} is neither a built-in ({sorted(INDEX_MAPS)}) nor a file"
+            )
+        text = path.read_text()
+        where = f"index map {path}"
+    out: dict[str, str] = {}
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "--" not in line:
+            raise ExternalMapsError(
+                f"{where}, line {n}: expected '<result name>--<image file>', got {raw!r}"
+            )
+        left, right = (s.strip() for s in line.split("--", 1))
+        key, value = Path(left).stem.lower(), Path(right).stem.lower()
+        if not key or not value:
+            raise ExternalMapsError(f"{where}, line {n}: empty name in {raw!r}")
+        if key in out and out[key] != value:
+            raise ExternalMapsError(f"{where}: result name {left!r} appears twice (line {n})")
+        out[key] = value
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# reading one map
+# --------------------------------------------------------------------------------------
+
+
+def read_map_file(path: str | os.PathLike) -> np.ndarray:
+    """Read one released map as float32 (H, W) in [0, 1] (file polarity, no inversion).
+
+    uint8 / 255, uint16 / 65535, float in [0, 1] kept; colour -> the channel when all are
+    equal, else BT.601 luminance; alpha dropped.
+
+    Raises
+    ------
+    ExternalMapsError
+        Naming the file when it cannot be decoded or has an unsupported dtype or range.
+    """
+    return _read(Path(path))[0]
+
+
+def _read(path: Path, invert: bool = False) -> tuple[np.ndarray, np.dtype]:
+    """The map as float32 in [0, 1] (``1 - map`` with ``invert``) and the file's dtype.
+
+    Integer maps are inverted as integers (``255 - k``), so an inverted 8-bit value is
+    exactly ``np.float32((255 - k) / 255)``, on a threshold of the k/255 sweep.
+    """
+    import cv2
+    import numpy as np
+
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as e:
+        raise ExternalMapsError(f"cannot read map file {path}: {e}") from None
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        raise ExternalMapsError(f"cannot decode map file (corrupt or unsupported): {path}")
+    dtype = img.dtype
+    if img.ndim == 3:
+        c = img.shape[2]
+        if c in (2, 4):
+            img = img[..., : c - 1]  # drop alpha
+        if img.shape[2] == 1:
+            img = img[..., 0]
+        else:
+            b, g, r = img[..., 0], img[..., 1], img[..., 2]  # OpenCV decodes colour as BGR
+            if np.array_equal(b, g) and np.array_equal(g, r):
+                img = b
+            else:  # ITU-R BT.601 luma, as MATLAB rgb2gray / cv2.COLOR_BGR2GRAY
+                f = img.astype(np.float64)
+                img = (0.299 * f[..., 2] + 0.587 * f[..., 1] + 0.114 * f[..., 0]).astype(np.float32)
+    if img.ndim != 2:
+        raise ExternalMapsError(f"{path}: expected a greyscale or colour map, got {img.shape}")
+    if dtype in (np.uint8, np.uint16):
+        top = 255.0 if dtype == np.uint8 else 65535.0
+        img = img.astype(np.float32)  # integers, or luma in [0, top]
+        return _scaled(top - img if invert else img, top, path), dtype
+    if np.issubdtype(dtype, np.floating):
+        m = _scaled(img, None, path)
+        return (np.float32(1) - m if invert else m), dtype
+    raise ExternalMapsError(
+        f"{path}: map dtype {dtype} not understood; expected 8- or 16-bit, or float in [0, 1]"
+    )
+
+
+def _scaled(img: np.ndarray, scale: float | None, path: Path) -> np.ndarray:
+    import numpy as np
+
+    if scale is None:  # float data must already be in [0, 1]
+        m = img.astype(np.float32)
+        if not np.all(np.isfinite(m)) or m.min() < 0 or m.max() > 1:
+            raise ExternalMapsError(
+                f"{path}: a float map must be finite and in [0, 1], "
+                f"got range [{np.nanmin(m):.4g}, {np.nanmax(m):.4g}]"
+            )
+        return m
+    # float32(k) / float32(255) is the correctly rounded float32 of k/255: an 8-bit value k
+    # lies exactly on the threshold t_k of the k/255 sweep
+    return np.asarray(img, np.float32) / np.float32(scale)
+
+
+def resize_map(m: np.ndarray, shape: tuple[int, int], interpolation: str = "bilinear"):
+    """Resize a float map to ``shape`` (H, W); values clipped to [0, 1]."""
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(
+            f"unknown interpolation {interpolation!r}; expected one of {sorted(INTERPOLATIONS)}"
+        )
+    import cv2
+    import numpy as np
+
+    h, w = int(shape[0]), int(shape[1])
+    out = cv2.resize(m, (w, h), interpolation=INTERPOLATIONS[interpolation])
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------
+# matching a folder to the manifest's ids
+# --------------------------------------------------------------------------------------
+
+
+def match_maps(
+    maps_dir: str | os.PathLike,
+    ids: list[str],
+    index_map: str | os.PathLike | None = None,
+    other_ids: list[str] = (),
+) -> tuple[dict[str, Path], list[str], list[Path], list[Path]]:
+    """Match the map files of ``maps_dir`` (not recursive) to ``ids``.
+
+    Parameters
+    ----------
+    maps_dir : path
+        Folder of maps; files with other extensions than :data:`MAP_EXTENSIONS` (README,
+        ``.DS_Store``, ``.npy``) are ignored.
+    ids : list of str
+        The ids to score (the manifest's test split).
+    index_map : see :func:`read_index_map`
+    other_ids : list of str
+        Ids of the other splits of the manifest: files that match them are returned apart.
+
+    Returns
+    -------
+    matched : dict
+        id -> file, for the ids that have a map.
+    missing : list of str
+        Ids without a map (in the order of ``ids``).
+    unmatched : list of Path
+        Map files that match no id at all.
+    other : list of Path
+        Map files that match an id of ``other_ids`` (not scored).
+
+    Raises
+    ------
+    ExternalMapsError
+        If the folder does not exist or two files match the same id.
+    """
+    maps_dir = Path(maps_dir)
+    if not maps_dir.is_dir():
+        raise ExternalMapsError(f"maps folder not found: {maps_dir}")
+    translate = read_index_map(index_map)
+    by_key = {i.lower(): i for i in ids}
+    if len(by_key) != len(ids):
+        raise ExternalMapsError("manifest ids differ only by case; cannot match maps by name")
+    other_keys = {o.lower() for o in other_ids}
+    matched: dict[str, Path] = {}
+    unmatched: list[Path] = []
+    other: list[Path] = []
+    files = sorted(
+        p for p in maps_dir.iterdir() if p.is_file() and p.suffix.lower() in MAP_EXTENSIONS
+    )
+    for p in files:
+        key = p.stem.lower()
+        key = translate.get(key, key)
+        iid = by_key.get(key)
+        if iid is None:
+            (other if key in other_keys else unmatched).append(p)
+            continue
+        if iid in matched:
+            raise ExternalMapsError(
+                f"two map files match id {iid!r}: {matched[iid].name} and {p.name} "
+                f"(in {maps_dir}); remove one"
+            )
+        matched[iid] = p
+    missing = [i for i in ids if i not in matched]
+    return matched, missing, unmatched, other
+
+
+def _warn(message: str) -> None:
+    log.warning(message)
+    warnings.warn(message, ExternalMapsWarning, stacklevel=3)
+
+
+# --------------------------------------------------------------------------------------
+# import / export
+# --------------------------------------------------------------------------------------
+
+
+def import_maps(
+    maps_dir: str | os.PathLike,
+    manifest_csv: str | os.PathLike,
+    out_h5: str | os.PathLike,
+    name: str,
+    polarity: str = "white_blurred",
+    index_map: str | os.PathLike | None = None,
+    allow_subset: bool = False,
+    interpolation: str = "bilinear",
+    dataset: str | None = None,
+    split: str = "test",
+) -> dict[str, Any]:
+    """Write a prediction file from a folder of released maps, for one manifest split.
+
+    Parameters
+    ----------
+    maps_dir : path
+        Folder of maps, one per image, named by id (any case, any of
+        :data:`MAP_EXTENSIONS`) or by a name that ``index_map`` translates.
+    manifest_csv : path
+        Dataset manifest; the maps are matched to the ids of ``split`` and resized to the
+        size of their GT mask (the image where a row has no GT).
+    out_h5 : path
+        Prediction file to write (atomically).
+    name : str
+        Method label (``method`` attribute; the table row's name).
+    polarity : ``"white_blurred"`` or ``"white_sharp"``
+        Which end of the map is blurred in the files; ``white_sharp`` maps are inverted.
+    index_map : None, ``"btbnet_cuhk"`` or path
+        Translation of result names to ids (:func:`read_index_map`).
+    allow_subset : bool
+        Score the ids that have a map when some are missing (the file records
+        ``subset=True``, ``n_missing`` and ``missing_ids``); otherwise missing maps are an
+        error.
+    interpolation : str
+        ``bilinear`` (default), ``nearest``, ``bicubic`` or ``area``, for maps whose size
+        differs from the GT's.
+    dataset : str, optional
+        Dataset name in the attributes (default: the manifest's folder name).
+    split : str
+        Manifest split (``test``).
+
+    Returns
+    -------
+    dict
+        ``n_images, n_missing, missing_ids, subset, n_resized, unmatched, constant``.
+
+    Raises
+    ------
+    ExternalMapsError
+        Maps missing for ids (listed) without ``allow_subset``; no file matching any id;
+        an unreadable map (named); two files for one id; bad ``polarity``/``interpolation``.
+
+    Warns
+    -----
+    ExternalMapsWarning
+        Files that match no id of the split (listed); maps that are one value everywhere;
+        8-bit maps whose maximum is 1 (a 0/1 mask saved without scaling?); maps resized
+        across a changed aspect ratio.
+    """
+    import numpy as np
+
+    from defocus.io.manifest import read_manifest
+    from defocus.io.predictions import PredictionWriter
+
+    if polarity not in POLARITIES:
+        raise ExternalMapsError(f"polarity must be one of {POLARITIES}, got {polarity!r}")
+    if interpolation not in INTERPOLATIONS:
+        raise ExternalMapsError(
+            f"interpolation must be one of {sorted(INTERPOLATIONS)}, got {interpolation!r}"
+        )
+    manifest_csv = Path(manifest_csv)
+    full = read_manifest(manifest_csv)
+    df = full[full["split"] == split].reset_index(drop=True)
+    if df.empty:
+        raise ExternalMapsError(f"manifest {manifest_csv} has no rows in split {split!r}")
+    ids = df["id"].tolist()
+    other = full["id"][full["split"] != split].tolist()
+    matched, missing, unmatched, in_other = match_maps(maps_dir, ids, index_map, other)
+    if not matched:
+        raise ExternalMapsError(
+            f"no map in {maps_dir} matches any of the {len(ids)} {split} id(s) of {manifest_csv} "
+            f"(e.g. {_short(ids, 3)}); map files seen ({'/'.join(MAP_EXTENSIONS)}): "
+            f"{_short([p.name for p in unmatched + in_other], 5) or 'none'}"
+            + ("" if index_map else "; result names like 1.bmp need index_map='btbnet_cuhk'")
+        )
+    if in_other:
+        names = [p.name for p in in_other]
+        log.info("%d map(s) of other splits ignored: %s", len(names), _short(names))
+    if unmatched:
+        _warn(
+            f"{len(unmatched)} file(s) in {maps_dir} match no id of {manifest_csv}: "
+            f"{_short([p.name for p in unmatched])}"
+        )
+    if missing and not allow_subset:
+        raise ExternalMapsError(
+            f"{maps_dir} has no map for {len(missing)} of {len(ids)} {split} id(s) of "
+            f"{manifest_csv}: {_short(missing)} (pass allow_subset=True / --subset to score "
+            "the others)"
+        )
+    if missing:
+        _warn(
+            f"scoring {name} on a subset: {len(matched)} of {len(ids)} {split} images "
+            f"({len(missing)} missing: {_short(missing)})"
+        )
+    cfg = {
+        "external": True,
+        "maps_dir": str(Path(maps_dir)),
+        "polarity": polarity,
+        "index_map": None if index_map is None else str(index_map),
+        "interpolation": interpolation,
+        "allow_subset": bool(allow_subset),
+    }
+    n_resized, constant = 0, []
+    with PredictionWriter(
+        out_h5,
+        method=name,
+        dataset=dataset or manifest_csv.parent.name,
+        config=cfg,
+        device=EXTERNAL_DEVICE,
+    ) as w:
+        for row in df.itertuples(index=False):
+            if row.id not in matched:
+                continue
+            path = matched[row.id]
+            try:
+                m, dtype = _read(path, invert=polarity == "white_sharp")
+            except ExternalMapsError as e:
+                raise ExternalMapsError(f"unreadable map for id {row.id!r}: {e}") from None
+            lo, hi = float(m.min()), float(m.max())
+            if lo == hi:
+                constant.append(path.name)
+            elif dtype == np.uint8 and {round(lo * 255), round(hi * 255)} in ({0, 1}, {254, 255}):
+                _warn(f"{path}: 8-bit map with values 0..1 only; a 0/1 mask saved unscaled?")
+            ref = row.gt or row.image
+            shape = _image_shape(ref)
+            if m.shape != shape:
+                ratio_map, ratio_ref = m.shape[1] / m.shape[0], shape[1] / shape[0]
+                if abs(ratio_map / ratio_ref - 1) > 0.02:
+                    _warn(
+                        f"{path.name}: map {m.shape[0]}x{m.shape[1]} resized to {shape[0]}x"
+                        f"{shape[1]} (HxW) across a different aspect ratio; wrong image?"
+                    )
+                m = resize_map(m, shape, interpolation)
+                n_resized += 1
+            w.add(row.id, m, seconds=math.nan)
+        w.attrs.update(
+            external=True,
+            maps_dir=str(Path(maps_dir).resolve()),
+            polarity=polarity,
+            index_map="" if index_map is None else str(index_map),
+            interpolation=interpolation,
+            subset=bool(missing),
+            n_missing=len(missing),
+            missing_ids=json.dumps(missing),
+            n_resized=n_resized,
+            n_files=len(matched) + len(unmatched) + len(in_other),
+        )
+    if constant:
+        _warn(
+            f"{len(constant)} map(s) in {maps_dir} are one value everywhere (they score like "
+            f"a constant guess): {_short(constant)}"
+        )
+    if n_resized:
+        log.info("%d map(s) resized to the GT size (%s)", n_resized, interpolation)
+    return {
+        "n_images": len(matched),
+        "n_missing": len(missing),
+        "missing_ids": missing,
+        "subset": bool(missing),
+        "n_resized": n_resized,
+        "unmatched": [p.name for p in unmatched],
+        "constant": constant,
+    }
+
+
+def _image_shape(path: str) -> tuple[int, int]:
+    from defocus.io.image import ImageError, read_gray
+
+    try:
+        return tuple(read_gray(path).shape[:2])
+    except ImageError as e:
+        raise ExternalMapsError(f"cannot read the reference size: {e}") from None
+
+
+def export_maps(
+    pred_h5: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    fmt: str = "png",
+    rounding: str = "nearest",
+) -> list[Path]:
+    """Write every map of a prediction file as ``out_dir/<id>.<fmt>`` (uint8, 255 = blurred).
+
+    Parameters
+    ----------
+    pred_h5 : path
+        Prediction file (``maps/{id}``).
+    out_dir : path
+        Folder (created); existing files of the same names are replaced atomically.
+    fmt : ``"png"``, ``"bmp"`` or ``"tif"``
+        Lossless formats only (JPEG would change the scores).
+    rounding : ``"nearest"`` or ``"floor"``
+        ``nearest``: ``rint(255 map)`` (as ``defocus predict``), so an import differs from
+        the map by at most 1/510 per pixel and the MAE by at most 1/510. ``floor``: the
+        threshold index ``max{k : map >= k/255}`` of the default 256-threshold sweep, so
+        every thresholded decision, hence the P/R/F curves and ``f_beta`` with its CI, are
+        exactly those of the source file; the per-pixel error is then below 1/255.
+
+    Returns
+    -------
+    list of Path
+        The files written, in the file's id order.
+    """
+    import h5py
+    import numpy as np
+
+    from defocus.evaluate.metrics import quantise
+    from defocus.io.image import map_to_uint8, write_image
+
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"fmt must be one of {EXPORT_FORMATS} (lossless), got {fmt!r}")
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    with h5py.File(pred_h5, "r") as f:
+        if "maps" not in f or not len(f["maps"]):
+            raise ExternalMapsError(f"prediction file {pred_h5} has no maps to export")
+        for iid in f["maps"]:
+            m = f[f"maps/{iid}"][()]
+            u8 = map_to_uint8(m) if rounding == "nearest" else quantise(m, 256)
+            path = out_dir / f"{iid}.{fmt}"
+            write_image(path, np.ascontiguousarray(u8, dtype=np.uint8))
+            written.append(path)
+    return written
+
+
+# --------------------------------------------------------------------------------------
+# score: import into a temporary file and evaluate
+# --------------------------------------------------------------------------------------
+
+
+def score(
+    maps_dir: str | os.PathLike,
+    manifest_csv: str | os.PathLike,
+    name: str,
+    polarity: str = "white_blurred",
+    index_map: str | os.PathLike | None = None,
+    allow_subset: bool = False,
+    interpolation: str = "bilinear",
+    protocol: Mapping[str, Any] | None = None,
+    dataset: str | None = None,
+) -> dict[str, Any]:
+    """Import a folder of maps into a temporary prediction file and return its table-1 row.
+
+    The row has the columns of :data:`defocus.evaluate.tables.TABLE1_COLUMNS` plus
+    ``external`` (True), ``subset`` and ``n_missing``. With ``allow_subset`` and missing
+    maps, the row is scored on the images that have a map (``n_images`` says how many).
+    ``protocol`` overrides :data:`defocus.evaluate.evaluate.DEFAULT_PROTOCOL`.
+    """
+    from defocus.evaluate.evaluate import evaluate_file
+    from defocus.evaluate.tables import table1
+
+    with tempfile.TemporaryDirectory(prefix="defocus-score-") as tmp:
+        h5 = Path(tmp) / f"{name}.h5"
+        info = import_maps(
+            maps_dir,
+            manifest_csv,
+            h5,
+            name,
+            polarity=polarity,
+            index_map=index_map,
+            allow_subset=allow_subset,
+            interpolation=interpolation,
+            dataset=dataset,
+        )
+        manifest = Path(manifest_csv)
+        if info["subset"]:
+            manifest = _subset_manifest(manifest, info["missing_ids"], Path(tmp))
+        _, _, summary = evaluate_file(h5, manifest, "test", dict(protocol or {}))
+    summary.update(
+        method=name,
+        dataset=dataset or Path(manifest_csv).parent.name,
+        external=True,
+        subset=info["subset"],
+        n_missing=info["n_missing"],
+    )
+    row = table1([summary]).iloc[0].to_dict()
+    row.update(external=True, subset=info["subset"], n_missing=info["n_missing"])
+    row["protocol_text"] = summary["protocol_text"]
+    return row
+
+
+def _subset_manifest(manifest_csv: Path, missing: list[str], tmp: Path) -> Path:
+    """The manifest without the ``missing`` test rows (absolute paths), written under ``tmp``."""
+    from defocus.io.manifest import read_manifest, write_manifest
+
+    df = read_manifest(manifest_csv)
+    drop = set(missing)
+    df = df[~((df["split"] == "test") & df["id"].isin(drop))]
+    out = tmp / "subset" / "manifest.csv"
+    write_manifest(df.to_dict("records"), out)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# command line: defocus score
+# --------------------------------------------------------------------------------------
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``defocus score`` (the lead wires this into :mod:`defocus.cli`)."""
+    p.add_argument("--maps", required=True, help="folder of result maps, one per test image")
+    p.add_argument(
+        "--dataset",
+        required=True,
+        help="dataset name; the manifest defaults to results/data/DATASET/manifest.csv",
+    )
+    p.add_argument("--name", default=None, help="row label (default: the maps folder's name)")
+    p.add_argument(
+        "--invert",
+        action="store_true",
+        help="maps are white = sharp (default: white = blurred)",
+    )
+    p.add_argument("--manifest", default=None, help="manifest CSV (default: see --dataset)")
+    p.add_argument(
+        "--subset",
+        action="store_true",
+        help="score the images that have a map when some are missing (default: error)",
+    )
+    p.add_argument(
+        "--index-map",
+        default=None,
+        help="translate result names to ids: 'btbnet_cuhk' (1.bmp..100.bmp of the BTBNet CUHK "
+        "split) or a file of '<result name>--<image file>' lines (default: none)",
+    )
+    p.add_argument(
+        "--interpolation",
+        default="bilinear",
+        choices=sorted(INTERPOLATIONS),
+        help="resizing of maps whose size differs from the GT (default: bilinear)",
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        help="take the protocol (keys `evaluation` and `seed`) from this config file, as the "
+        "workflow does (default: the declared default protocol)",
+    )
+    p.add_argument(
+        "--protocol",
+        default=None,
+        help='JSON overrides of the evaluation protocol, e.g. \'{"averaging": "pooled"}\'',
+    )
+    p.add_argument("--json", action="store_true", help="print the row as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``defocus score``: print the table-1 row of a folder of maps; 0 on success, 2 on error."""
+    from defocus.io.manifest import ManifestError
+    from defocus.io.predictions import PredictionError
+
+    manifest = args.manifest or f"results/data/{args.dataset}/manifest.csv"
+    name = args.name or Path(args.maps).resolve().name
+    if not _NAME_RE.match(name):
+        print(f"defocus score: --name {name!r} must be letters, digits, _.+-", file=sys.stderr)
+        return 2
+    try:
+        protocol = {}
+        if getattr(args, "config", None):
+            from defocus.config import evaluation_protocol, load_config
+
+            cfg = load_config(args.config)
+            protocol = evaluation_protocol(cfg["evaluation"], cfg["seed"], args.dataset)
+        if getattr(args, "protocol", None):
+            protocol.update(json.loads(args.protocol))
+        row = score(
+            args.maps,
+            manifest,
+            name,
+            polarity="white_sharp" if args.invert else "white_blurred",
+            index_map=args.index_map,
+            allow_subset=args.subset,
+            interpolation=args.interpolation,
+            protocol=protocol,
+            dataset=args.dataset,
+        )
+    except (ExternalMapsError, ManifestError, PredictionError, ValueError) as e:
+        print(f"defocus score: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({k: _plain(v) for k, v in row.items()}, indent=2))
+        return 0
+    keys = ["method", "dataset", "n_images", "f_beta", "f_beta_ci_low", "f_beta_ci_high"]
+    keys += ["mae", "mae_ci_low", "mae_ci_high", "f_beta_mean", "f_beta_adaptive"]
+    for k in keys:
+        v = row[k]
+        print(f"{k:16s} {v:.4f}" if isinstance(v, float) else f"{k:16s} {v}")
+    if row["subset"]:
+        print(f"{'subset':16s} yes: {row['n_missing']} test image(s) have no map")
+    print(row["protocol_text"])
+    return 0
+
+
+def _plain(v: Any) -> Any:
+    import numpy as np
+
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def external_config_errors(config: Mapping[str, Any], method_names: list[str]) -> list[str]:
+    """Problems of the ``external_methods`` config section (empty list when fine).
+
+    Checks that no external name is also a registered/run method name, that every polarity,
+    interpolation and index map is valid, and that index-map files exist. Called from
+    ``workflow/rules/common.smk`` so a bad entry fails before any rule runs.
+    """
+    errors = []
+    from defocus.methods.registry import available
+
+    taken = set(method_names) | set(available())
+    for name, entry in (config.get("external_methods") or {}).items():
+        if name in taken or name.partition("@")[0] in taken:
+            errors.append(f"external_methods.{name}: name is also a registered method")
+        if not _NAME_RE.match(name) or "@" in name:
+            errors.append(f"external_methods.{name}: use letters, digits, _.+- only")
+        entry = entry or {}
+        if entry.get("polarity", "white_blurred") not in POLARITIES:
+            errors.append(f"external_methods.{name}.polarity must be one of {POLARITIES}")
+        if entry.get("interpolation", "bilinear") not in INTERPOLATIONS:
+            errors.append(
+                f"external_methods.{name}.interpolation must be one of {sorted(INTERPOLATIONS)}"
+            )
+        idx = entry.get("index_map")
+        if idx and idx not in INDEX_MAPS and not Path(idx).is_file():
+            errors.append(
+                f"external_methods.{name}.index_map {idx!r}: not {sorted(INDEX_MAPS)} "
+                "and no such file"
+            )
+        if not entry.get("maps"):
+            errors.append(f"external_methods.{name}.maps: name at least one dataset -> folder")
+    return errors

@@ -1,0 +1,174 @@
+"""DHDE (Park et al. CVPR'17): network, toy training, filtering and propagation (issue 7)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from defocus.methods.dhde import (
+    DHDE,
+    DHDENet,
+    binary_mask,
+    inv_lr,
+    label_accuracy,
+    matting_propagation,
+    parse_features,
+    prob_joint_bilateral,
+)
+
+
+@pytest.fixture(scope="module")
+def patch_file(tmp_path_factory):
+    from defocus.datasets.demo import build_demo_sharp
+    from defocus.features.patches import sample_patches
+
+    out = tmp_path_factory.mktemp("dhde")
+    photos = ["astronaut", "chelsea", "coffee", "rocket", "camera", "coins"]
+    manifest = build_demo_sharp(photos, 128, out / "sharp")
+    return sample_patches(manifest, out / "p.h5", n_per_image=30, seed=0, val_fraction=0.34)
+
+
+def test_parse_features():
+    assert parse_features("fB") == ((0, 1, 2), True)
+    assert parse_features("fH") == ((0, 1, 2), False)
+    assert parse_features("fD+fS+fC") == ((0, 2), True)
+    assert parse_features("fC") == ((), True)
+    with pytest.raises(ValueError, match="unknown feature"):
+        parse_features("fX")
+
+
+def test_network_shapes():
+    torch.manual_seed(0)
+    net = DHDENet().eval()
+    rgb = torch.randint(0, 255, (4, 3, 27, 27), dtype=torch.uint8)
+    hand = torch.rand(4, 120)
+    assert net.deep_feature(rgb).shape == (4, 25)  # 27 -> 25 -> 9 -> 7 -> 3 -> 1 (Caffe ceil)
+    assert net(hand, rgb).shape == (4, 11)
+    assert net.classifier[0].in_features == 145 and net.classifier[0].bias is None
+    only_d = DHDENet(hand=(0,), use_cnn=False)
+    assert only_d(hand, None).shape == (4, 11)
+    with pytest.raises(ValueError, match="expected RGB patches"):
+        net.deep_feature(torch.zeros(2, 3, 15, 15))
+
+
+def test_inv_lr_is_caffe_inv_policy():
+    f = inv_lr(1e-4, 2.0)
+    assert f(0) == 1.0
+    assert f(10000) == pytest.approx((1 + 1e-4 * 10000) ** -2)  # 0.25
+
+
+def test_label_accuracy_tolerance_is_one_label_step():
+    s = 0.5 + 0.15 * np.arange(11)
+    assert label_accuracy(np.array([3, 4, 5]), np.array([4, 4, 7]), s, 0.15) == pytest.approx(2 / 3)
+
+
+def test_toy_classifier_beats_chance_on_held_out_sources(patch_file, tmp_path):
+    # f_H trains in about a second; held-out source images only (no leakage, test_features)
+    m = DHDE(features="fH", iterations=300, lr=1e-3, ckpt_every=1000)
+    ck = m.fit({"patches": [patch_file]}, {"seed": 0, "device": "cpu", "progress": False}, tmp_path)
+    m.load(ck)
+    res = m.patch_accuracy([patch_file], "val")
+    # chance: 1/11 exact, 31/121 = 25.6 % within one label step
+    assert res["exact"] > 1 / 11 + 0.02
+    assert res["accuracy"] > 31 / 121 + 0.05
+
+
+def test_fb_two_phases_and_product_checkpoint(patch_file, tmp_path):
+    from defocus.train.loop import finalize
+
+    m = DHDE(features="fB", iterations=3, iterations_pretrain=3, batch_size=16)
+    ck = m.fit({"patches": [patch_file]}, {"seed": 0, "device": "cpu", "progress": False}, tmp_path)
+    assert (tmp_path / "pretrain" / "checkpoint.pt").is_file() and ck.parent.name == "finetune"
+    prod = finalize(ck, tmp_path / "model.pt", "dhde@features=fB", m.params)
+    m2 = DHDE(features="fC")  # architecture comes from the checkpoint
+    m2.load(prod)
+    assert m2.params["features"] == "fB" and m2.use_cnn and m2.hand == (0, 1, 2)
+
+
+def test_registry_ablation_name():
+    from defocus.methods.registry import get_method
+
+    m = get_method("dhde@features=fD+fS+fC")
+    assert isinstance(m, DHDE) and m.hand == (0, 2) and m.use_cnn
+
+
+def test_propagation_spreads_a_constant():
+    rng = np.random.default_rng(0)
+    guide = rng.random((23, 31, 3))
+    mask = np.zeros((23, 31), bool)
+    mask[::5, ::7] = True
+    out = matting_propagation(np.where(mask, 1.3, 0.0), mask, guide)
+    np.testing.assert_allclose(out, 1.3, atol=1e-3)
+
+
+def test_prob_joint_bilateral_matches_brute_force():
+    rng = np.random.default_rng(1)
+    h, w = 15, 17
+    guide = rng.random((h, w, 3)).astype(np.float32)
+    mask = rng.random((h, w)) < 0.3
+    sparse = np.where(mask, rng.uniform(0.5, 2.0, (h, w)), 0).astype(np.float32)
+    conf = np.where(mask, rng.uniform(0.1, 1.0, (h, w)), 0).astype(np.float32)
+    out = prob_joint_bilateral(sparse, conf, mask, guide, window=7, sigma_s=100, sigma_r=100)
+    # Eq. 6 by hand on a disc of radius 3 (OpenCV's window), sigma_s = sigma_r = 100
+    ys, xs = np.nonzero(mask)
+    for y, x in zip(ys[:10], xs[:10], strict=True):
+        num = den = 0.0
+        for dy in range(-3, 4):
+            for dx in range(-3, 4):
+                py, px = y + dy, x + dx
+                if dy * dy + dx * dx > 9 or not (0 <= py < h and 0 <= px < w) or not mask[py, px]:
+                    continue
+                d = np.abs(guide[y, x] - guide[py, px]).sum()  # OpenCV: L1 colour distance
+                wgt = np.exp(-(dy * dy + dx * dx) / 2e4) * np.exp(-(d * d) / 2e4)
+                wgt *= np.exp(-((1 - conf[py, px]) ** 2) / 2)
+                num += wgt * sparse[py, px]
+                den += wgt
+        assert out[y, x] == pytest.approx(num / den, rel=2e-3)
+    assert np.all(out[~mask] == 0)
+
+
+def test_refine_recovers_a_uniform_sigma_from_sparse_estimates():
+    # the confidence -> filtering -> propagation part with hand-set sparse inputs: noisy
+    # labels around sigma 1.25 with low confidence on the outliers
+    from skimage import data
+
+    img = data.astronaut()[::8, ::8].copy()  # 64x64
+    m = DHDE(wmf_iterations=1)
+    rng = np.random.default_rng(0)
+    mask = rng.random(img.shape[:2]) < 0.1
+    sparse = np.where(mask, 1.25, 0).astype(np.float32)
+    conf = np.where(mask, 0.9, 0).astype(np.float32)
+    out_idx = mask & (rng.random(mask.shape) < 0.1)
+    sparse[out_idx], conf[out_idx] = 2.0, 0.2
+    full = m.refine(sparse, conf, mask, m.guide_image(img))
+    assert full.shape == img.shape[:2]
+    assert abs(float(np.median(full)) - 1.25) < 0.1
+
+
+def test_predict_raw_on_odd_size_with_untrained_net():
+    from skimage import data
+
+    img = data.astronaut()[:73:2, :91:2].copy()  # 37 x 46, odd
+    m = DHDE(wmf_iterations=0)
+    torch.manual_seed(0)
+    m.net = m.build_net().eval()
+    raw = m.predict_raw(img)
+    assert raw.shape == img.shape[:2] and raw.dtype == np.float32 and np.isfinite(raw).all()
+    pred = m.predict(img)
+    assert pred.min() >= 0 and pred.max() <= 1
+    with pytest.raises(ValueError, match="RGB uint8"):
+        m.predict_raw(img.astype(np.float32))
+
+
+def test_predict_without_checkpoint_raises():
+    from defocus.methods.base import MethodError
+
+    with pytest.raises(MethodError, match="no trained network"):
+        DHDE().predict_raw(np.zeros((16, 16, 3), np.uint8))
+
+
+def test_binary_mask_threshold():
+    s = np.array([[0.5, 0.9], [1.0, 2.0]])
+    # tau = 0.3 * 2.0 + 0.7 * 0.5 = 0.95 (Eq. 13)
+    np.testing.assert_array_equal(binary_mask(s), [[False, False], [True, True]])
