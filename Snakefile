@@ -17,8 +17,18 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
+# dataset names of each kind, so the rules that make manifests never compete for one
+wildcard_constraints:
+    method=r"[^/]+",
+    registry_set=alternatives(REGISTRY_SETS),
+    syndof_set=alternatives(SYNDOF_SETS),
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/syndof.smk"
+include: "workflow/rules/patches.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/external.smk"

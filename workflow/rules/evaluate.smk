@@ -46,5 +46,6 @@ rule tables:
     params:
         protocol=config["evaluation"],
         methods=METHODS,
+        extra_tables=extra_tables(),
     script:
         "../scripts/tables.py"

@@ -13,7 +13,7 @@ rule import_external:
     log:
         "logs/import_external/{method}/{dataset}.log",
     wildcard_constraints:
-        method=_alternatives(EXTERNAL),
+        method=alternatives(EXTERNAL),
     conda:
         "../../envs/defocus.yaml"
     params:

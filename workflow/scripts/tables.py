@@ -73,4 +73,5 @@ with rule_log(snakemake.log[0]):  # noqa: F821
                 f"{base} with parameter overrides ({base}@key=value)",
             )
         )
+    listing += [tuple(t) for t in sm.params.extra_tables]
     write_tables_readme(sm.output.readme, listing)
