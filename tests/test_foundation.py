@@ -222,3 +222,11 @@ def test_cli_help_and_methods(root):
         text=True,
     )
     assert r.stdout.strip() == "False"  # --help must not import torch
+
+
+def test_manifest_accepts_paths_relative_to_the_working_directory(tmp_path, photo, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_image(tmp_path / "d" / "image" / "a.png", photo)
+    rows = [{"id": "a", "split": "train", "image": "d/image/a.png", "gt": ""}]
+    assert write_manifest(rows, "d/manifest.csv")["image"][0] == "image/a.png"
+    assert read_manifest("d/manifest.csv")["image"][0] == str(tmp_path / "d" / "image" / "a.png")

@@ -38,7 +38,7 @@ _check_test_sets()
 
 # External methods (issue 13): released result maps, imported by rule import_external.
 EXTERNAL = sorted(config["external_methods"])
-# rule predict must not claim them: refuse "<external name>/" at the start of {method}
+# the predict rule must not claim these names; {method} may not start with "<external name>/"
 NOT_EXTERNAL = rf"(?!(?:{alternatives(EXTERNAL)})/)[^/]+"
 
 

@@ -45,7 +45,7 @@ def skimage_photo(name: str, max_side: int | None = None) -> np.ndarray:
 
 def build_demo_sharp(photos: list[str], max_side: int | None, out_dir: str | os.PathLike) -> Path:
     """Write the photographs to ``out_dir/image/`` and a manifest (split ``train``, no GT)."""
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()
     rows = []
     for name in photos:
         path = out_dir / "image" / f"{name}.png"

@@ -29,8 +29,9 @@ class ManifestError(ValueError):
 def write_manifest(rows: Iterable[Mapping[str, object]], path: str | os.PathLike) -> pd.DataFrame:
     """Validate and atomically write a manifest; returns the frame written.
 
-    Paths in ``rows`` may be absolute or relative to the manifest's folder; paths under the
-    manifest's folder are stored relative so the dataset folder can be moved as a whole.
+    Paths in ``rows`` may be absolute, relative to the manifest's folder, or (when no such
+    file exists there) relative to the working directory; paths under the manifest's folder
+    are stored relative so the dataset folder can be moved as a whole.
     """
     path = Path(path)
     root = path.parent.resolve()
@@ -45,6 +46,8 @@ def write_manifest(rows: Iterable[Mapping[str, object]], path: str | os.PathLike
         if p is None or (isinstance(p, float) and pd.isna(p)) or p == "":
             return ""
         p = Path(p)
+        if not p.is_absolute() and not (root / p).exists() and p.exists():
+            p = p.resolve()  # relative to the working directory, not to the manifest
         if p.is_absolute():
             try:
                 return p.resolve().relative_to(root).as_posix()
