@@ -70,3 +70,20 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "checkpoint.pt").write_bytes(b"garbage")
     with pytest.raises(RuntimeError, match="cannot read checkpoint"):
         _run(tmp_path)
+
+
+def test_checkpoint_of_another_configuration_is_not_resumed(tmp_path):
+    _run(tmp_path, stop_after=10)
+    model = _toy()
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)  # another optimiser: a different run
+    cfg = TrainConfig(iterations=12, seed=7, ckpt_every=6, progress=False)
+    ckpt = train(model, opt, cfg, tmp_path, _sample, _loss)
+    assert load_checkpoint(ckpt)["iteration"] == 12
+    assert (tmp_path / "checkpoint.stale.pt").exists()
+    assert len(pd.read_csv(tmp_path / "loss.csv")) == 12  # started from 0, old log replaced
+
+
+def test_more_iterations_continue_a_finished_run(tmp_path):
+    _run(tmp_path, iterations=10)
+    assert load_checkpoint(_run(tmp_path, iterations=15))["iteration"] == 15
+    assert len(pd.read_csv(tmp_path / "loss.csv")) == 15

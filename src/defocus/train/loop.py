@@ -102,6 +102,25 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _fingerprint(model: torch.nn.Module, optimizer: Any, cfg: TrainConfig) -> str:
+    """What a checkpoint must share with this run to be resumed: the method's parameters
+    (``cfg.extra``), the seed, the optimiser class and the network's parameter shapes.
+    The iteration count is left out, so a run can be continued to more iterations."""
+    import hashlib
+    import json
+
+    extra = json.loads(json.dumps(cfg.extra, sort_keys=True, default=str))
+    if isinstance(extra.get("params"), dict):
+        extra["params"].pop("iterations", None)
+    blob = {
+        "extra": extra,
+        "seed": cfg.seed,
+        "optimizer": type(optimizer).__name__ if optimizer is not None else None,
+        "shapes": {k: list(v.shape) for k, v in model.state_dict().items()},
+    }
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if hasattr(model, "module") else model
 
@@ -154,8 +173,23 @@ def train(
     extra_state = extra_state or {}
 
     start = 0
+    fingerprint = _fingerprint(model, optimizer, cfg)
     if ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
+        if state.get("fingerprint") != fingerprint:
+            # a checkpoint of another configuration (changed parameters, optimiser or
+            # network): resuming it would mix two runs, so start afresh and keep it aside
+            stale = ckpt_path.with_name("checkpoint.stale.pt")
+            os.replace(ckpt_path, stale)
+            log.warning(
+                "%s was written by a different configuration; moved to %s, training from 0",
+                ckpt_path,
+                stale.name,
+            )
+            state = None
+    else:
+        state = None
+    if state is not None:
         model.load_state_dict(state["model"])
         if optimizer is not None and state.get("optimizer") is not None:
             optimizer.load_state_dict(state["optimizer"])
@@ -190,6 +224,7 @@ def train(
                 "iteration": iteration,
                 "world_size": world,
                 "config": cfg.extra,
+                "fingerprint": fingerprint,
             },
         )
 

@@ -10,4 +10,8 @@ REGISTRY: dict[str, str] = {
     "hifst": "defocus.methods.classic.hifst:HiFST",
     "zhuo_sim": "defocus.methods.classic.zhuo_sim:ZhuoSim",
     "ss": "defocus.methods.classic.ss:SpectralSpatial",
+    "dbdf": "defocus.methods.classic.dbdf:DBDF",
+    "jnb": "defocus.methods.classic.jnb:JNB",
+    "asvb": "defocus.methods.classic.asvb:ASVB",
+    "ksfv": "defocus.methods.classic.ksfv:KSFV",
 }
