@@ -30,7 +30,8 @@ def build_method(
     from defocus.config import resolve_device
 
     method = get_method(spec, params)
-    method.device = resolve_device(device)
+    # only learned methods use torch: classic ones skip its ~3 s import
+    method.device = resolve_device(device) if method.learned else "cpu"
     method.load(Path(checkpoint) if checkpoint else None)
     return method
 

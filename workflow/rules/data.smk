@@ -12,6 +12,13 @@ rule fetch_dataset:
     retries: 1
     conda:
         "../../envs/defocus.yaml"
+    threads: lookup(dpath="resources/fetch_dataset/cpus_per_task", within=config, default=1)
+    resources:
+        mem_mb=lambda wc, attempt: attempt
+        * lookup(dpath="resources/fetch_dataset/mem_mb", within=config, default=2000),
+        runtime=lambda wc, attempt: attempt
+        * lookup(dpath="resources/fetch_dataset/runtime", within=config, default=240),
+        cpus_per_task=lambda wc, threads: threads,
     params:
         entry=lambda wc: dataset_cfg(wc.registry_set),
     script:
@@ -28,6 +35,17 @@ rule registry_manifest:
         "logs/data/manifest_{registry_set}.log",
     conda:
         "../../envs/defocus.yaml"
+    threads: lookup(dpath="resources/registry_manifest/cpus_per_task", within=config, default=1)
+    resources:
+        mem_mb=lambda wc, attempt: attempt
+        * lookup(
+            dpath="resources/registry_manifest/mem_mb", within=config, default=4000
+        ),
+        runtime=lambda wc, attempt: attempt
+        * lookup(
+            dpath="resources/registry_manifest/runtime", within=config, default=60
+        ),
+        cpus_per_task=lambda wc, threads: threads,
     params:
         entry=lambda wc: dataset_cfg(wc.registry_set),
         seed=config["seed"],
@@ -43,6 +61,13 @@ rule demo_sharp:
         "logs/data/demo_sharp.log",
     conda:
         "../../envs/defocus.yaml"
+    threads: lookup(dpath="resources/demo_sharp/cpus_per_task", within=config, default=1)
+    resources:
+        mem_mb=lambda wc, attempt: attempt
+        * lookup(dpath="resources/demo_sharp/mem_mb", within=config, default=2000),
+        runtime=lambda wc, attempt: attempt
+        * lookup(dpath="resources/demo_sharp/runtime", within=config, default=10),
+        cpus_per_task=lambda wc, threads: threads,
     params:
         photos=config["demo_sources"]["photos"],
         max_side=config["demo_sources"]["max_side"],

@@ -16,6 +16,13 @@ rule evaluate:
         "benchmarks/out/evaluate/{method}/{dataset}.tsv"
     conda:
         "../../envs/defocus.yaml"
+    threads: lookup(dpath="resources/evaluate/cpus_per_task", within=config, default=1)
+    resources:
+        mem_mb=lambda wc, attempt: attempt
+        * lookup(dpath="resources/evaluate/mem_mb", within=config, default=8000),
+        runtime=lambda wc, attempt: attempt
+        * lookup(dpath="resources/evaluate/runtime", within=config, default=60),
+        cpus_per_task=lambda wc, threads: threads,
     params:
         protocol=config["evaluation"],
         seed=config["seed"],
@@ -43,6 +50,13 @@ rule tables:
         "logs/evaluate/tables.log",
     conda:
         "../../envs/defocus.yaml"
+    threads: lookup(dpath="resources/tables/cpus_per_task", within=config, default=1)
+    resources:
+        mem_mb=lambda wc, attempt: attempt
+        * lookup(dpath="resources/tables/mem_mb", within=config, default=4000),
+        runtime=lambda wc, attempt: attempt
+        * lookup(dpath="resources/tables/runtime", within=config, default=30),
+        cpus_per_task=lambda wc, threads: threads,
     params:
         protocol=config["evaluation"],
         methods=METHODS,

@@ -14,7 +14,18 @@ rule sample_patches:
         "benchmarks/out/patches/{dataset}.tsv"
     conda:
         "../../envs/defocus.yaml"
-    threads: config["threads"]
+    threads:
+        lookup(
+            dpath="resources/sample_patches/cpus_per_task",
+            within=config,
+            default=config["threads"],
+        )
+    resources:
+        mem_mb=lambda wc, attempt: attempt
+        * lookup(dpath="resources/sample_patches/mem_mb", within=config, default=16000),
+        runtime=lambda wc, attempt: attempt
+        * lookup(dpath="resources/sample_patches/runtime", within=config, default=240),
+        cpus_per_task=lambda wc, threads: threads,
     params:
         cfg=config["patches"],
         seed=config["seed"],
@@ -38,7 +49,23 @@ rule dhde_feature_table:
         "benchmarks/out/tables/table_dhde_features.tsv"
     conda:
         "../../envs/defocus.yaml"
-    threads: config["threads"]
+    threads:
+        lookup(
+            dpath="resources/dhde_feature_table/cpus_per_task",
+            within=config,
+            default=config["threads"],
+        )
+    resources:
+        mem_mb=lambda wc, attempt: attempt
+        * lookup(
+            dpath="resources/dhde_feature_table/mem_mb", within=config, default=16000
+        ),
+        runtime=lambda wc, attempt: attempt
+        * lookup(
+            dpath="resources/dhde_feature_table/runtime", within=config, default=720
+        ),
+        cpus_per_task=lambda wc, threads: threads,
+        gpu=lambda wc: 1 if config["device"] != "cpu" else 0,
     params:
         variants=config["dhde_features"]["variants"],
         params=config["dhde_features"]["params"],
@@ -61,5 +88,16 @@ rule dhde_feature_figure:
         "logs/figures/dhde_features.log",
     conda:
         "../../envs/defocus.yaml"
+    threads: lookup(dpath="resources/dhde_feature_figure/cpus_per_task", within=config, default=1)
+    resources:
+        mem_mb=lambda wc, attempt: attempt
+        * lookup(
+            dpath="resources/dhde_feature_figure/mem_mb", within=config, default=8000
+        ),
+        runtime=lambda wc, attempt: attempt
+        * lookup(
+            dpath="resources/dhde_feature_figure/runtime", within=config, default=30
+        ),
+        cpus_per_task=lambda wc, threads: threads,
     script:
         "../scripts/dhde_feature_figure.py"

@@ -20,6 +20,13 @@ rule curves_figure:
         "logs/report/curves_{dataset}.log",
     conda:
         "../../envs/defocus.yaml"
+    threads: lookup(dpath="resources/curves_figure/cpus_per_task", within=config, default=1)
+    resources:
+        mem_mb=lambda wc, attempt: attempt
+        * lookup(dpath="resources/curves_figure/mem_mb", within=config, default=4000),
+        runtime=lambda wc, attempt: attempt
+        * lookup(dpath="resources/curves_figure/runtime", within=config, default=30),
+        cpus_per_task=lambda wc, threads: threads,
     params:
         methods=lambda wc: figure_methods(wc.dataset),
     script:
@@ -41,6 +48,17 @@ rule qualitative_figure:
         "logs/report/qualitative_{dataset}.log",
     conda:
         "../../envs/defocus.yaml"
+    threads: lookup(dpath="resources/qualitative_figure/cpus_per_task", within=config, default=1)
+    resources:
+        mem_mb=lambda wc, attempt: attempt
+        * lookup(
+            dpath="resources/qualitative_figure/mem_mb", within=config, default=8000
+        ),
+        runtime=lambda wc, attempt: attempt
+        * lookup(
+            dpath="resources/qualitative_figure/runtime", within=config, default=30
+        ),
+        cpus_per_task=lambda wc, threads: threads,
     params:
         methods=lambda wc: figure_methods(wc.dataset),
         n=config["evaluation"]["qualitative_images"],

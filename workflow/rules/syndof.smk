@@ -13,7 +13,24 @@ rule render_syndof:
         "benchmarks/out/syndof/{syndof_set}.tsv"
     conda:
         "../../envs/defocus.yaml"
-    threads: config["threads"]
+    threads:
+        lookup(
+            dpath="resources/render_syndof/cpus_per_task",
+            within=config,
+            default=config["threads"],
+        )
+    resources:
+        mem_mb=lambda wc, attempt: attempt
+        * lookup(dpath="resources/render_syndof/mem_mb", within=config, default=16000),
+        runtime=lambda wc, attempt: attempt
+        * lookup(dpath="resources/render_syndof/runtime", within=config, default=720),
+        cpus_per_task=lambda wc, threads: threads,
+        gpu=lambda wc: (
+            1
+            if config["syndof"][wc.syndof_set].get("backend") == "torch"
+            and config["device"] != "cpu"
+            else 0
+        ),
     params:
         cfg=lambda wc: config["syndof"][wc.syndof_set],
         seed=config["seed"],
@@ -36,6 +53,13 @@ rule syndof_figure:
         "logs/syndof/figure_{syndof_set}.log",
     conda:
         "../../envs/defocus.yaml"
+    threads: lookup(dpath="resources/syndof_figure/cpus_per_task", within=config, default=1)
+    resources:
+        mem_mb=lambda wc, attempt: attempt
+        * lookup(dpath="resources/syndof_figure/mem_mb", within=config, default=4000),
+        runtime=lambda wc, attempt: attempt
+        * lookup(dpath="resources/syndof_figure/runtime", within=config, default=30),
+        cpus_per_task=lambda wc, threads: threads,
     params:
         n=4,
     script:

@@ -13,9 +13,14 @@ rule train:
         "benchmarks/out/train/{method}.tsv"
     conda:
         "../../envs/defocus.yaml"
-    threads: config["threads"]
+    threads: lookup(dpath="resources/train/cpus_per_task", within=config, default=config["threads"])
     resources:
-        gpu=lambda wc: 1 if config["device"] != "cpu" else 0,
+        mem_mb=lambda wc, attempt: attempt
+        * lookup(dpath="resources/train/mem_mb", within=config, default=32000),
+        runtime=lambda wc, attempt: attempt
+        * lookup(dpath="resources/train/runtime", within=config, default=2880),
+        cpus_per_task=lambda wc, threads: threads,
+        gpu=lambda wc: config["training"]["nproc"] if config["device"] != "cpu" else 0,
     params:
         launcher=train_launcher,
         data=train_data_arg,
@@ -27,4 +32,4 @@ rule train:
     shell:
         "{params.launcher} -m defocus.train --method {params.method} --params {params.params}"
         " --data {params.data} --workdir {params.workdir} --out {output.model}"
-        " --device {params.device} --seed {params.seed} --log {log}"
+        " --device {params.device} --seed {params.seed} --log-file {log}"

@@ -27,7 +27,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="product checkpoint (model.pt)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: 0)")
-    p.add_argument("--log", default=None, help="log file (default: stderr)")
+    # not "--log": torchrun reads it as an abbreviation of its --log-dir ("ambiguous option")
+    p.add_argument(
+        "--log-file", "--log", dest="log", default=None, help="log file (default: stderr)"
+    )
     return p
 
 
