@@ -314,7 +314,7 @@ def test_predict_raw_odd_size_and_checkpoints(syndof, tmp_path):
     again.load(product)
     assert np.array_equal(again.predict_raw(img), sigma)
     # wrong architecture, missing file, no checkpoint: MethodError
-    with pytest.raises(MethodError, match="other parameters"):
+    with pytest.raises(MethodError, match="other network parameters"):
         DMENet(**TINY, subnets="B").load(product)
     with pytest.raises(MethodError, match="not found"):
         DMENet(**TINY).load(tmp_path / "nope.pt")

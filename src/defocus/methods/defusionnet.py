@@ -489,20 +489,9 @@ class DeFusionNet(Method):
     def load(self, checkpoint: Path | None) -> None:
         """Load ``model.pt`` (product) or a training ``checkpoint.pt`` written by :meth:`fit`."""
         super().load(checkpoint)
-        from defocus.train.loop import load_checkpoint
+        from defocus.train.loop import load_for_inference
 
-        state = load_checkpoint(checkpoint)
-        saved = state.get("params") or state.get("config", {}).get("params") or {}
-        differ = {
-            k: (saved[k], self.params[k])
-            for k in ARCH_KEYS
-            if k in saved and saved[k] != self.params[k]
-        }
-        if differ:
-            raise MethodError(
-                f"checkpoint {checkpoint} was trained with other network parameters "
-                f"(saved, requested): {differ}"
-            )
+        state = load_for_inference(checkpoint, self.name, self.params, ARCH_KEYS)
         net = self.build(pretrained=False)  # every weight comes from the checkpoint
         net.load_state_dict(state["model"])
         self._net = net.to(self.device).eval()

@@ -808,25 +808,9 @@ class DMENet(Method):
     def load(self, checkpoint: Path | None) -> None:
         """Load ``model.pt`` (product) or a training ``checkpoint.pt`` written by :meth:`fit`."""
         super().load(checkpoint)
-        from defocus.train.loop import load_checkpoint
+        from defocus.train.loop import load_for_inference
 
-        if not Path(checkpoint).is_file():
-            raise MethodError(
-                f"dmenet checkpoint not found: {checkpoint}; "
-                "make one with `snakemake results/models/dmenet/model.pt`"
-            )
-        state = load_checkpoint(checkpoint)
-        saved = state.get("params") or state.get("config", {}).get("params") or {}
-        differ = {
-            k: (saved[k], self.params[k])
-            for k in ARCH_KEYS
-            if k in saved and saved[k] != self.params[k]
-        }
-        if differ:
-            raise MethodError(
-                f"checkpoint {checkpoint} was trained with other parameters "
-                f"(saved, requested): {differ}"
-            )
+        state = load_for_inference(checkpoint, self.name, self.params, ARCH_KEYS)
         net = self.build()
         net.load_state_dict(state["model"])
         self._net = net.blur.to(self.device).eval()

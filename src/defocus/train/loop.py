@@ -339,3 +339,29 @@ def finalize(
         },
     )
     return Path(out)
+
+
+def load_for_inference(
+    checkpoint: str | os.PathLike, method: str, params: dict[str, Any], arch_keys: tuple[str, ...]
+) -> dict[str, Any]:
+    """Load a product ``model.pt`` or a training ``checkpoint.pt`` for prediction.
+
+    Raises :class:`~defocus.methods.base.MethodError` when the file is missing or when it was
+    trained with other values of the network-shape parameters ``arch_keys`` than ``params``.
+    """
+    from defocus.methods.base import MethodError
+
+    if not Path(checkpoint).is_file():
+        raise MethodError(
+            f"{method} checkpoint not found: {checkpoint}; "
+            f"make one with `snakemake results/models/{method}/model.pt`"
+        )
+    state = load_checkpoint(checkpoint)
+    saved = state.get("params") or state.get("config", {}).get("params") or {}
+    differ = {k: (saved[k], params[k]) for k in arch_keys if k in saved and saved[k] != params[k]}
+    if differ:
+        raise MethodError(
+            f"checkpoint {checkpoint} was trained with other network parameters "
+            f"(saved, requested): {differ}"
+        )
+    return state
