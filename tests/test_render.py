@@ -187,6 +187,66 @@ def test_fast_matches_reference(backend, seed, kernel_radius_px):
     np.testing.assert_allclose(out, ref, atol=1e-5)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fast_matches_reference_continuous_depth(backend, seed):
+    # a smooth slanted depth plus noise: hundreds of scattered thin layers on both sides of
+    # the focal plane, touching every border, with the generator's fixed 29 x 29 window
+    # (max CoC 29 px) so that the small blurs run on a trimmed window
+    rng = np.random.default_rng(seed)
+    h, w = 48, 64
+    yy, xx = np.mgrid[0:h, 0:w]
+    depth = 1.0 + 6.0 * (yy / h + 0.5 * xx / w) + 0.3 * rng.random((h, w))
+    img = rng.random((h, w, 3)).astype(np.float32)
+    p = sample_camera(depth, w, rng, max_coc_px=29.0, max_layers=1000)
+    d = depth + p["depth_shift_m"]
+    coc = quantize_coc(coc_px(d, p["focus_m"], p["focal_length_mm"], p["f_number"], w))
+    assert p["n_layers"] > 100 and coc.max() == pytest.approx(29.0)
+    kw = {"kernel_radius_px": p["kernel_radius_px"]}
+    ref = render_reference(img, coc, d, **kw)
+    for strip_px in (5, 32):
+        out = render_layered(img, coc, d, backend=backend, strip_px=strip_px, **kw)
+        np.testing.assert_allclose(out, ref, atol=1e-5)
+
+
+def test_trimmed_window_drops_only_negligible_taps():
+    from defocus.render.layered import TAIL, _effective_radius
+
+    for sigma in (0.1, 0.5, 1.0, 2.0, 3.0, 7.0):
+        k = gaussian_kernel_1d(sigma, 14)
+        r = _effective_radius(k)
+        assert 1 <= r <= 14
+        assert 1.0 - k[14 - r : 15 + r].sum() < TAIL
+        if r > 1:  # and it is the smallest such radius
+            assert 1.0 - k[15 - r : 14 + r].sum() >= TAIL
+    assert _effective_radius(gaussian_kernel_1d(7.0, 14)) == 14
+    assert _effective_radius(gaussian_kernel_1d(0.25, 14)) <= 2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_layer_rects_cover_footprint_once(seed):
+    from scipy import ndimage
+
+    from defocus.render.layered import _BLOCK, _layer_rects
+
+    rng = np.random.default_rng(seed)
+    h, w = 70, 90
+    mask = rng.random((h, w)) < 0.004
+    mask[rng.integers(h), :] = True
+    yy, xx = np.nonzero(mask)
+    occ = np.zeros((-(-h // _BLOCK), -(-w // _BLOCK)), dtype=bool)
+    occ[yy // _BLOCK, xx // _BLOCK] = True
+    box = ndimage.find_objects(mask.astype(int))[0]
+    for r, strip_px, max_width in [(3, 8, None), (14, 32, None), (14, 32, 16), (30, 5, 7)]:
+        count = np.zeros((h, w), dtype=int)
+        for y0, y1, x0, x1 in _layer_rects(occ, box, r, h, w, strip_px, 2 * r, max_width):
+            assert 0 < y1 - y0 <= strip_px and 0 < x1 - x0
+            assert max_width is None or x1 - x0 <= max_width
+            count[y0:y1, x0:x1] += 1
+        footprint = ndimage.maximum_filter(mask, size=2 * r + 1, mode="constant")
+        assert count.max() == 1 and np.all(count[footprint] == 1)
+
+
 def test_renderer_input_errors():
     img = np.zeros((4, 5, 3), np.float32)
     with pytest.raises(ValueError, match="coc_px shape"):

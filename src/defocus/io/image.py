@@ -55,11 +55,8 @@ def to_rgb_uint8(img: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(f * 255.0), 0, 255).astype(np.uint8)
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as RGB uint8 ``(H, W, 3)``.
-
-    Raises :class:`ImageError` naming the file when it is missing or cannot be decoded.
-    """
+def _decode(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file as stored (OpenCV channel order, any depth); clear errors."""
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"image not found: {path}")
@@ -68,6 +65,15 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if img is None:
         raise ImageError(f"cannot decode image (corrupt or unsupported format): {path}")
+    return img
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as RGB uint8 ``(H, W, 3)``.
+
+    Raises :class:`ImageError` naming the file when it is missing or cannot be decoded.
+    """
+    img = _decode(path)
     if img.ndim == 3:
         if img.shape[2] == 3:
             img = img[..., ::-1]
@@ -81,16 +87,9 @@ def read_gray(path: str | os.PathLike) -> np.ndarray:
 
     Colour images that store a mask in three equal channels give their first channel.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"image not found: {path}")
-    cv2 = _cv2()
-    data = np.fromfile(path, dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if img is None:
-        raise ImageError(f"cannot decode image (corrupt or unsupported format): {path}")
+    img = _decode(path)
     if img.ndim == 3:
-        img = img[..., 0] if img.shape[2] != 4 else img[..., 0]
+        img = img[..., 0]
     return img
 
 

@@ -165,38 +165,6 @@ def focus_index_weights(n: int) -> np.ndarray:
     return w / w.sum()
 
 
-def layer_labels(depth_m: np.ndarray, coc_q_px: np.ndarray | None = None, **coc_kw):
-    """Decompose a depth map into back-to-front layers of equal quantised CoC.
-
-    Unique depths are sorted far-to-near; adjacent depths whose quantised CoC is equal are
-    merged into one layer (generator ``get_unique_depth_map_and_coc_image``).
-
-    Parameters
-    ----------
-    depth_m : numpy.ndarray
-        ``(H, W)`` depth in metres.
-    coc_q_px : numpy.ndarray, optional
-        Quantised CoC of each *unique* depth sorted far-to-near; computed from ``coc_kw``
-        (the keyword arguments of :func:`coc_px`) when not given.
-
-    Returns
-    -------
-    labels : numpy.ndarray
-        ``(H, W)`` int32, layer index per pixel, 0 = farthest layer.
-    layer_coc_px : numpy.ndarray
-        Quantised CoC (px) of each layer, float64.
-    """
-    uniq, inverse = np.unique(depth_m, return_inverse=True)
-    uniq = uniq[::-1]
-    inverse = (len(uniq) - 1) - inverse.reshape(depth_m.shape)
-    if coc_q_px is None:
-        coc_q_px = quantize_coc(coc_px(uniq, **coc_kw))
-    starts = np.concatenate([[True], np.diff(coc_q_px) != 0])
-    run_id = np.cumsum(starts) - 1
-    labels = run_id[inverse].astype(np.int32)
-    return labels, np.asarray(coc_q_px)[starts]
-
-
 def sample_camera(
     depth_m: np.ndarray,
     width_px: int,
