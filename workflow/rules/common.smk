@@ -161,7 +161,10 @@ def get_final_output():
     out += expand("results/figures/qualitative_{dataset}.png", dataset=TEST_SETS)
     out += expand("results/figures/syndof_{name}.png", name=SYNDOF_SETS)
     if "dhde" in {m.partition("@")[0] for m in METHODS}:
-        out += ["results/tables/table_dhde_features.csv", "results/figures/dhde_features.png"]
+        out += [
+            "results/tables/table_dhde_features.csv",
+            "results/figures/dhde_features.png",
+        ]
     return out
 
 
