@@ -31,8 +31,25 @@ def _save(fig: Figure, out_stem: str | os.PathLike, dpi: int = 150) -> list[Path
     return paths
 
 
-def _style(method: str) -> dict:
-    return {"linestyle": "--" if is_reference(method) else "-", "linewidth": 1.5}
+def _style(method: str, index: int) -> dict:
+    """Line style of the ``index``-th method: 20 distinct colours (tab20), then the same
+    colours dotted; reference rows dashed."""
+    import matplotlib
+
+    colour = matplotlib.colormaps["tab20"](index % 20)
+    if is_reference(method):
+        linestyle = "--"
+    else:
+        linestyle = "-" if index < 20 else ":"
+    return {"linestyle": linestyle, "linewidth": 1.5, "color": colour}
+
+
+def _legend(ax, n: int) -> None:
+    """Legend inside for a few methods, outside on the right for many."""
+    if n <= 8:
+        ax.legend(fontsize=7, loc="lower left")
+    else:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
 
 
 def _check_curves(method: str, curves: Mapping[str, np.ndarray], keys: Sequence[str]) -> None:
@@ -63,17 +80,17 @@ def pr_curves(
     """
     fig = Figure(figsize=(5, 4.5))
     ax = fig.add_subplot()
-    for method, c in curves_by_method.items():
+    for i, (method, c) in enumerate(curves_by_method.items()):
         _check_curves(method, c, ("precision", "recall", "f"))
         p, r = np.asarray(c["precision"]), np.asarray(c["recall"])
         keep = (p > 0) | (r > 0)  # (0, 0) = nothing predicted anywhere; not drawn
-        (line,) = ax.plot(r[keep], p[keep], label=method, **_style(method))
+        (line,) = ax.plot(r[keep], p[keep], label=method, **_style(method, i))
         k = int(np.argmax(c["f"]))
         ax.plot(c["recall"][k], c["precision"][k], "o", color=line.get_color(), markersize=4)
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
     ax.set_title(f"Precision-recall, {dataset} (dot = max F)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left")
+    _legend(ax, len(curves_by_method))
     return _save(fig, out_stem)
 
 
@@ -86,13 +103,13 @@ def f_curves(
     """F-measure against threshold for all methods on one dataset (PNG + PDF)."""
     fig = Figure(figsize=(5, 4.5))
     ax = fig.add_subplot()
-    for method, c in curves_by_method.items():
+    for i, (method, c) in enumerate(curves_by_method.items()):
         _check_curves(method, c, ("thresholds", "f"))
-        ax.plot(c["thresholds"], c["f"], label=method, **_style(method))
+        ax.plot(c["thresholds"], c["f"], label=method, **_style(method, i))
     ax.set(xlabel="threshold", ylabel=f"F (beta² = {beta2:g})", xlim=(0, 1), ylim=(0, 1.02))
     ax.set_title(f"F-measure vs threshold, {dataset}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left")
+    _legend(ax, len(curves_by_method))
     return _save(fig, out_stem)
 
 
