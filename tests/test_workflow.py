@@ -83,3 +83,58 @@ def test_paper_config_plans_offline(root, tmp_path):
     out = r.stdout + r.stderr
     for rule in ("fetch_dataset", "registry_manifest", "render_syndof", "predict", "tables"):
         assert rule in out
+
+
+@pytest.mark.slow
+def test_local_cuhk_copy_is_scored_without_download(root, tmp_path):
+    """A user's own CUHK copy (datasets.cuhk.root) flows through the generic rules."""
+    import cv2
+    import yaml
+    from skimage import data
+
+    from defocus.io.image import write_image
+
+    cuhk = tmp_path / "my_cuhk"
+    photo = cv2.resize(data.coffee(), (96, 64), interpolation=cv2.INTER_AREA)
+    blurred = cv2.GaussianBlur(photo, (0, 0), 3.0)
+    # two BTBNet test images (one with the upper-case extension CUHK really has) + one train
+    names = {"out_of_focus0037": ".jpg", "out_of_focus0026": ".JPG", "out_of_focus0001": ".jpg"}
+    for k, (name, ext) in enumerate(names.items()):
+        img = photo.copy()
+        cut = 32 + 8 * k  # columns >= cut are blurred; GT white = blurred (CUHK polarity)
+        img[:, cut:] = blurred[:, cut:]
+        ok, buf = cv2.imencode(".jpg", img[..., ::-1])
+        (cuhk / "image").mkdir(parents=True, exist_ok=True)
+        (cuhk / "image" / f"{name}{ext}").write_bytes(buf.tobytes())
+        gt = np.zeros((64, 96), np.uint8)
+        gt[:, cut:] = 255
+        write_image(cuhk / "gt" / f"{name}.png", gt)
+    cfg = {
+        "datasets": {"cuhk": {"root": str(cuhk)}},
+        "syndof": {},
+        "test_sets": ["cuhk"],
+        "methods": {"run": ["ref_all_blurred", "ref_gradient"]},
+        "evaluation": {"bootstrap": 20, "qualitative_images": 1},
+        "external_methods": {},
+    }
+    cfgfile = tmp_path / "cuhk.yaml"
+    cfgfile.write_text(yaml.safe_dump(cfg))
+    r = _snakemake(
+        root, "--cores", "2", f"--configfile={cfgfile}", "results/tables/table1.csv", cwd=tmp_path
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "fetch_dataset" not in r.stdout + r.stderr  # nothing downloaded
+    man = pd.read_csv(tmp_path / "results" / "data" / "cuhk" / "manifest.csv")
+    assert dict(zip(man["id"], man["split"], strict=True)) == {
+        "out_of_focus0001": "train",
+        "out_of_focus0026": "test",
+        "out_of_focus0037": "test",
+    }
+    t1 = pd.read_csv(tmp_path / "results" / "tables" / "table1.csv").set_index("method")
+    assert t1.loc["ref_all_blurred", "n_images"] == 2
+    # blurred fractions of the two test images: (96-40)/96 (0026, k=1) and (96-32)/96 (0037)
+    p = np.mean([56 / 96, 64 / 96])
+    assert t1.loc["ref_all_blurred", "f_beta"] == pytest.approx(1.3 * p / (0.3 * p + 1), abs=1e-6)
+    assert t1.loc["ref_all_blurred", "mae"] == pytest.approx(1 - p, abs=1e-6)
+    # gradient energy finds the blurred columns: better than the all-blurred reference
+    assert t1.loc["ref_gradient", "f_beta"] > t1.loc["ref_all_blurred", "f_beta"]
