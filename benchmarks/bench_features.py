@@ -5,7 +5,9 @@ Run:  python benchmarks/bench_features.py [--patches 20000] [--repeat 3] [--lap-
 Features: random grey patches of both scales (15x15 and 27x27), ``handcrafted_features``.
 Predict: scikit-image's astronaut at 640x427 (a CUHK-sized image) with its right half
 blurred (sigma 2), an untrained DHDE network (speed does not depend on the weights); the
-stages (edges + features + classifier, guide filter, Eq. 6-8 refinement) are timed apart.
+stages (edges, hand-crafted features, classifier, guide filter, Eq. 6 filter, Eqs. 7-8
+propagation, weighted median) are timed apart, with the direct and the AMG propagation solver;
+the propagation solvers' difference to the direct solve is printed in px.
 Thread pools are pinned to one thread. Timing goes here, not in the tests.
 """
 
@@ -52,31 +54,86 @@ def bench_features(n: int, repeat: int) -> dict[str, float]:
     return out
 
 
-def bench_predict(repeat: int, lap_scale: float) -> dict[str, float]:
+def bench_predict(repeat: int, lap_scale: float, solver: str = "amg") -> dict[str, float]:
+    """Median seconds per stage of ``DHDE.predict_raw`` on the benchmark image."""
     import torch
 
-    from defocus.methods.dhde import DHDE
+    from defocus.features.patches import cnn_input, edge_scales, patch_data
+    from defocus.methods.dhde import DHDE, matting_propagation, prob_joint_bilateral
 
     torch.set_num_threads(1)
+    cv2.setNumThreads(1)
     img = make_image()
-    m = DHDE(lap_scale=lap_scale)
+    m = DHDE(lap_scale=lap_scale, lap_solver=solver)
+    p = m.params
     torch.manual_seed(0)
     m.net = m.build_net().eval()
     m.predict_raw(img)  # warm-up (numba compiles pymatting's Laplacian on first use)
-    stages: dict[str, list[float]] = {"sparse": [], "guide": [], "refine": [], "total": []}
+    names = ("edges", "features", "classify", "guide", "jbf", "propagation", "wmf", "total")
+    stages: dict[str, list[float]] = {k: [] for k in names}
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        sparse, conf, mask = m.sparse_map(img)
-        t1 = time.perf_counter()
+        t = [time.perf_counter()]
+        smap = edge_scales(img, p["canny_weak"], p["canny_strong"], p["canny_sigma"])
+        rows, cols = np.nonzero(smap >= 0)
+        scales = smap[rows, cols].astype(np.uint8)
+        t.append(time.perf_counter())
+        rgb, feats = patch_data(img, rows, cols, scales)
+        t.append(time.perf_counter())
+        prob = m.classify(feats, cnn_input(rgb, scales))
+        mask = smap >= 0
+        sparse = np.zeros(mask.shape, np.float32)
+        conf = np.zeros(mask.shape, np.float32)
+        sparse[rows, cols] = m.sigmas[prob.argmax(1)]
+        conf[rows, cols] = prob.max(1)
+        t.append(time.perf_counter())
         guide = m.guide_image(img)
-        t2 = time.perf_counter()
-        m.refine(sparse, conf, mask, guide)
-        t3 = time.perf_counter()
-        for k, v in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t3 - t0), strict=True):
-            stages[k].append(v)
+        t.append(time.perf_counter())
+        jbf = prob_joint_bilateral(
+            sparse, conf, mask, guide, p["jbf_window"], p["jbf_sigma_s"], p["jbf_sigma_r"]
+        )
+        t.append(time.perf_counter())
+        dense = matting_propagation(
+            jbf, mask, guide, p["lap_lambda"], p["lap_epsilon"], 1, lap_scale, solver
+        )
+        t.append(time.perf_counter())
+        joint = np.clip(np.rint(guide * 255.0), 0, 255).astype(np.uint8)
+        for _ in range(int(p["wmf_iterations"])):
+            dense = cv2.ximgproc.weightedMedianFilter(
+                joint, dense, p["wmf_radius"], p["wmf_sigma"] * 255.0, cv2.ximgproc.WMF_EXP
+            )
+        t.append(time.perf_counter())
+        for k, a, b in zip(names[:-1], t[:-1], t[1:], strict=True):
+            stages[k].append(b - a)
+        stages["total"].append(t[-1] - t[0])
     res = {k: statistics.median(v) for k, v in stages.items()}
     res["edge_patches"] = float(mask.sum())
+    full = m.predict_raw(img)  # the public path gives the same map
+    res["max_vs_stages"] = float(np.abs(full - dense).max())
     return res
+
+
+def solver_accuracy(lap_scale: float, solvers: tuple[str, ...]) -> dict[str, tuple[float, ...]]:
+    """(seconds, max, mean abs difference in px to "direct") of the propagation alone."""
+    import torch
+
+    from defocus.methods.dhde import DHDE, matting_propagation, prob_joint_bilateral
+
+    img = make_image()
+    m = DHDE()
+    torch.manual_seed(0)
+    m.net = m.build_net().eval()
+    sparse, conf, mask = m.sparse_map(img)
+    guide = m.guide_image(img)
+    jbf = prob_joint_bilateral(sparse, conf, mask, guide)
+    out, ref = {}, None
+    for s in ("direct", *solvers):
+        t = time.perf_counter()
+        x = matting_propagation(jbf, mask, guide, scale=lap_scale, solver=s)
+        dt = time.perf_counter() - t
+        ref = x if ref is None else ref
+        err = np.abs(x - ref)
+        out[s] = (dt, float(err.max()), float(err.mean()))
+    return out
 
 
 def main() -> None:
@@ -87,12 +144,15 @@ def main() -> None:
     a = p.parse_args()
     for size, rate in bench_features(a.patches, a.repeat).items():
         print(f"features {size}: {rate:,.0f} patches/s")
-    r = bench_predict(a.repeat, a.lap_scale)
-    print(
-        f"predict 640x427 ({r['edge_patches']:.0f} edge patches, lap_scale {a.lap_scale}): "
-        f"{r['total']:.2f} s (sparse {r['sparse']:.2f}, guide {r['guide']:.2f}, "
-        f"refine {r['refine']:.2f}); goal {GOAL_S} s"
-    )
+    for s, (dt, emax, emean) in solver_accuracy(a.lap_scale, ("amg", "cg")).items():
+        print(f"propagation {s}: {dt:.2f} s, vs direct max {emax:.4f} px, mean {emean:.5f} px")
+    for solver in ("direct", "amg"):
+        r = bench_predict(a.repeat, a.lap_scale, solver)
+        per = ", ".join(f"{k} {r[k]:.2f}" for k in r if k not in ("total", "edge_patches"))
+        print(
+            f"predict 640x427 ({r['edge_patches']:.0f} edge patches, lap_scale {a.lap_scale}, "
+            f"lap_solver {solver}): {r['total']:.2f} s ({per}); goal {GOAL_S} s"
+        )
 
 
 if __name__ == "__main__":

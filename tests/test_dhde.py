@@ -102,6 +102,63 @@ def test_propagation_spreads_a_constant():
     np.testing.assert_allclose(out, 1.3, atol=1e-3)
 
 
+@pytest.mark.parametrize("solver", ["amg", "cg"])
+def test_fast_propagation_matches_direct_solve(solver):
+    # issue 7: the iterative solvers agree with SuperLU within their stated tolerance
+    # (LAP_TOL; on the 640x427 benchmark image: 0.0004 px mean, 0.005 px max)
+    from skimage import data
+
+    guide = data.astronaut()[::6, ::6].astype(np.float64) / 255.0  # 86x86
+    rng = np.random.default_rng(0)
+    mask = rng.random(guide.shape[:2]) < 0.05
+    values = np.where(mask, rng.uniform(0.5, 2.0, mask.shape), 0.0)
+    direct = matting_propagation(values, mask, guide, solver="direct")
+    fast = matting_propagation(values, mask, guide, solver=solver)
+    assert fast.shape == direct.shape and fast.dtype == np.float32
+    err = np.abs(fast - direct)
+    assert err.mean() < 0.01 and err.max() < 0.05
+    tight = matting_propagation(values, mask, guide, solver=solver, tol=1e-8)
+    np.testing.assert_allclose(tight, direct, atol=1e-4)
+    half = matting_propagation(values, mask, guide, scale=0.5, solver=solver)
+    half_direct = matting_propagation(values, mask, guide, scale=0.5, solver="direct")
+    assert np.abs(half - half_direct).mean() < 0.01
+    with pytest.raises(ValueError, match="lap_solver"):
+        matting_propagation(values, mask, guide, solver="lu")
+
+
+def test_refine_with_direct_solver():
+    from skimage import data
+
+    img = data.astronaut()[::8, ::8].copy()
+    mask = np.zeros(img.shape[:2], bool)
+    mask[::4, ::4] = True
+    sparse = np.where(mask, 1.1, 0).astype(np.float32)
+    conf = np.where(mask, 0.9, 0).astype(np.float32)
+    outs = {}
+    for solver in ("direct", "amg"):
+        m = DHDE(lap_solver=solver, wmf_iterations=0)
+        outs[solver] = m.refine(sparse, conf, mask, m.guide_image(img))
+    np.testing.assert_allclose(outs["direct"], 1.1, atol=1e-3)
+    assert np.abs(outs["amg"] - outs["direct"]).mean() < 0.01
+
+
+def test_classify_matches_network_forward():
+    # the channels-last, chunked inference path computes the training forward pass
+    torch.manual_seed(0)
+    m = DHDE(predict_batch=300)
+    m.net = m.build_net().eval()
+    rng = np.random.default_rng(0)
+    feats = rng.random((700, 120)).astype(np.float32)
+    rgb = rng.integers(0, 256, (700, 27, 27, 3), dtype=np.uint8)
+    prob = m.classify(feats, rgb)
+    with torch.no_grad():
+        ref = torch.softmax(
+            m.net(torch.from_numpy(feats), torch.from_numpy(rgb.transpose(0, 3, 1, 2).copy())), 1
+        )
+    np.testing.assert_allclose(prob, ref.numpy(), atol=1e-5)
+    assert m.classify(feats[:0], rgb[:0]).shape == (0, 11)
+
+
 def test_prob_joint_bilateral_matches_brute_force():
     rng = np.random.default_rng(1)
     h, w = 15, 17
@@ -172,3 +229,17 @@ def test_binary_mask_threshold():
     s = np.array([[0.5, 0.9], [1.0, 2.0]])
     # tau = 0.3 * 2.0 + 0.7 * 0.5 = 0.95 (Eq. 13)
     np.testing.assert_array_equal(binary_mask(s), [[False, False], [True, True]])
+
+
+def test_default_prediction_is_deterministic():
+    """Two runs on the same image give the same sigma map (tables must be reproducible)."""
+    import torch
+    from skimage import data
+
+    from defocus.methods.dhde import DHDE
+
+    torch.manual_seed(0)
+    m = DHDE()
+    m.net = m.build_net().eval()
+    img = data.astronaut()[::8, ::8].copy()
+    assert np.array_equal(m.predict_raw(img), m.predict_raw(img))
