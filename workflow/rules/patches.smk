@@ -40,7 +40,11 @@ rule dhde_feature_table:
             "results/patches/{dataset}.h5", dataset=config["dhde_features"]["datasets"]
         ),
     output:
-        csv="results/tables/table_dhde_features.csv",
+        csv=report(
+            "results/tables/table_dhde_features.csv",
+            caption="../report/dhde_features_table.rst",
+            category="Tables",
+        ),
         md="results/tables/table_dhde_features.md",
         tex="results/tables/table_dhde_features.tex",
     log:
@@ -83,7 +87,11 @@ rule dhde_feature_figure:
             "results/patches/{dataset}.h5", dataset=config["dhde_features"]["datasets"]
         ),
     output:
-        png="results/figures/dhde_features.png",
+        png=report(
+            "results/figures/dhde_features.png",
+            caption="../report/dhde_features_figure.rst",
+            category="DHDE",
+        ),
     log:
         "logs/figures/dhde_features.log",
     conda:
