@@ -136,6 +136,31 @@ def solver_accuracy(lap_scale: float, solvers: tuple[str, ...]) -> dict[str, tup
     return out
 
 
+def jbf_impls(repeat: int) -> dict[str, tuple[float, float]]:
+    """(median seconds, max abs difference in px to "opencv") of the Eq. 6 filter per impl."""
+    import torch
+
+    from defocus.methods.dhde import DHDE, JBF_IMPLS, prob_joint_bilateral
+
+    cv2.setNumThreads(1)
+    img = make_image()
+    m = DHDE()
+    torch.manual_seed(0)
+    m.net = m.build_net().eval()
+    sparse, conf, mask = m.sparse_map(img)
+    guide = m.guide_image(img)
+    out, ref = {}, None
+    for impl in reversed(JBF_IMPLS):  # "opencv" first: the reference
+        times = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            x = prob_joint_bilateral(sparse, conf, mask, guide, impl=impl)
+            times.append(time.perf_counter() - t)
+        ref = x if ref is None else ref
+        out[impl] = (statistics.median(times), float(np.abs(x - ref).max()))
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--patches", type=int, default=20000, help="patches per scale (20000)")
@@ -146,6 +171,8 @@ def main() -> None:
         print(f"features {size}: {rate:,.0f} patches/s")
     for s, (dt, emax, emean) in solver_accuracy(a.lap_scale, ("amg", "cg")).items():
         print(f"propagation {s}: {dt:.2f} s, vs direct max {emax:.4f} px, mean {emean:.5f} px")
+    for impl, (dt, emax) in jbf_impls(a.repeat).items():
+        print(f"Eq. 6 filter {impl}: {dt:.3f} s, vs opencv max {emax:.2e} px")
     for solver in ("direct", "amg"):
         r = bench_predict(a.repeat, a.lap_scale, solver)
         per = ", ".join(f"{k} {r[k]:.2f}" for k in r if k not in ("total", "edge_patches"))

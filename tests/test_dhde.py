@@ -185,6 +185,44 @@ def test_prob_joint_bilateral_matches_brute_force():
     assert np.all(out[~mask] == 0)
 
 
+@pytest.mark.parametrize("window", [7, 27])
+def test_prob_joint_bilateral_edge_gather_matches_opencv(window):
+    # issue 7: the default filter evaluates Eq. 6 only at the mask pixels; it equals the
+    # whole-image OpenCV filter there to float32 rounding (stated tolerance: 1e-5 relative)
+    from skimage import data
+
+    guide = data.astronaut()[::5, ::5].astype(np.float32) / 255.0  # 103x103, real colours
+    rng = np.random.default_rng(2)
+    mask = rng.random(guide.shape[:2]) < 0.08
+    mask[:3] = True  # pixels at the border (zero padding)
+    sparse = np.where(mask, rng.uniform(0.5, 2.0, mask.shape), 0).astype(np.float32)
+    conf = np.where(mask, rng.uniform(0.05, 1.0, mask.shape), 0).astype(np.float32)
+    ref = prob_joint_bilateral(sparse, conf, mask, guide, window, 5.0, 0.3, impl="opencv")
+    fast = prob_joint_bilateral(sparse, conf, mask, guide, window, 5.0, 0.3)
+    assert fast.dtype == np.float32 and np.all(fast[~mask] == 0) and np.all(ref[~mask] == 0)
+    np.testing.assert_allclose(fast[mask], ref[mask], rtol=1e-5)
+    # the paper's sigmas (both weights ~1) and a constant guide (OpenCV's fallback)
+    for g in (guide, np.full_like(guide, 0.5)):
+        a = prob_joint_bilateral(sparse, conf, mask, g, window, impl="opencv")
+        np.testing.assert_allclose(prob_joint_bilateral(sparse, conf, mask, g, window), a, 1e-5)
+    with pytest.raises(ValueError, match="impl"):
+        prob_joint_bilateral(sparse, conf, mask, guide, impl="cuda")
+
+
+def test_relu_pool3_equals_the_network_layers():
+    from defocus.methods.dhde import _relu_pool3
+
+    torch.manual_seed(0)
+    for h, w in ((25, 25), (7, 7), (9, 10), (4, 3)):
+        x = torch.randn(3, 5, h, w).contiguous(memory_format=torch.channels_last)
+        ref = nn_pool(torch.relu(x))
+        assert torch.equal(_relu_pool3(x), ref)
+
+
+def nn_pool(x):
+    return torch.nn.functional.max_pool2d(x, 3, 3, ceil_mode=True)
+
+
 def test_refine_recovers_a_uniform_sigma_from_sparse_estimates():
     # the confidence -> filtering -> propagation part with hand-set sparse inputs: noisy
     # labels around sigma 1.25 with low confidence on the outliers
