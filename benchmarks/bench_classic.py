@@ -11,35 +11,18 @@ gives the median and the minimum. The goal is under 5 s per image for every meth
 
 from __future__ import annotations
 
-import os
+# first: pins the BLAS / OpenMP pools to one thread before numpy is imported
+from _common import half_blurred_astronaut
 
-for _var in (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "NUMBA_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-):
-    os.environ[_var] = "1"
+# isort: split
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
+import argparse
+import statistics
+import time
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
 
 GOAL_S = 5.0
-
-
-def make_image() -> np.ndarray:
-    """Astronaut at 640x427 (W x H), right half blurred with sigma 2.5."""
-    from skimage import data
-
-    img = cv2.resize(data.astronaut(), (640, 427), interpolation=cv2.INTER_AREA)
-    out = img.copy()
-    out[:, 320:] = cv2.GaussianBlur(img, (0, 0), 2.5)[:, 320:]
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     cv2.setNumThreads(1)
-    image = make_image()
+    image = half_blurred_astronaut()
     rows = []
     for name in args.methods:
         method = get_method(name)

@@ -13,25 +13,19 @@ per image for every method.
 
 from __future__ import annotations
 
-import os
+# first: pins the BLAS / OpenMP pools to one thread before numpy is imported
+from _common import half_blurred_astronaut
 
-for _var in (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "NUMBA_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-):
-    os.environ[_var] = "1"
+# isort: split
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
 GOAL_S = 5.0
 #: demo-scale training parameters (the values suggested for config/config.yaml)
@@ -41,16 +35,6 @@ DEMO = {
     "asvb": {},
     "ksfv": {"patches_per_image": 200},
 }
-
-
-def make_image() -> np.ndarray:
-    """Astronaut at 640x427 (W x H), right half blurred with sigma 2.5."""
-    from skimage import data
-
-    img = cv2.resize(data.astronaut(), (640, 427), interpolation=cv2.INTER_AREA)
-    out = img.copy()
-    out[:, 320:] = cv2.GaussianBlur(img, (0, 0), 2.5)[:, 320:]
-    return out
 
 
 def make_manifest(root: Path) -> Path:
@@ -85,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     cv2.setNumThreads(1)
-    image = make_image()
+    image = half_blurred_astronaut()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         manifest = make_manifest(Path(tmp))

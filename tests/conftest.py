@@ -20,3 +20,20 @@ def photo() -> np.ndarray:
     from skimage import data
 
     return cv2.resize(data.astronaut(), (128, 96), interpolation=cv2.INTER_AREA)
+
+
+#: columns >= HALF_SPLIT of the `half_blurred` fixture are blurred
+HALF_SPLIT = 64
+
+
+@pytest.fixture(scope="session")
+def half_blurred() -> np.ndarray:
+    """A real photograph (chelsea, 97x129: odd both ways) whose columns >= 64 are blurred
+    with a Gaussian of sigma 2.5 — the known-answer image of the classic methods' tests."""
+    import cv2
+    from skimage import data
+
+    img = np.ascontiguousarray(data.chelsea()[60:157, 100:229])
+    out = img.copy()
+    out[:, HALF_SPLIT:] = cv2.GaussianBlur(img, (0, 0), 2.5)[:, HALF_SPLIT:]
+    return out

@@ -20,17 +20,7 @@ from defocus.methods.registry import get_method
 NAMES = ["svd", "lbp", "hifst", "zhuo_sim", "ss"]
 # blurred-part mean minus sharp-part mean, at least (see the module docstring)
 MARGIN = {"svd": 0.03, "lbp": 0.3, "hifst": 0.3, "zhuo_sim": 0.15, "ss": 0.3}
-SPLIT = 64  # columns >= SPLIT are blurred
-
-
-@pytest.fixture(scope="module")
-def half_blurred() -> np.ndarray:
-    from skimage import data
-
-    img = np.ascontiguousarray(data.chelsea()[60:157, 100:229])  # 97 x 129, odd both ways
-    out = img.copy()
-    out[:, SPLIT:] = cv2.GaussianBlur(img, (0, 0), 2.5)[:, SPLIT:]
-    return out
+SPLIT = 64  # columns >= SPLIT are blurred in conftest.half_blurred (HALF_SPLIT)
 
 
 def test_registered():

@@ -30,17 +30,7 @@ TINY = {
     "asvb": {},
     "ksfv": {"patches_per_image": 200},
 }
-SPLIT = 64  # columns >= SPLIT are blurred
-
-
-@pytest.fixture(scope="module")
-def half_blurred() -> np.ndarray:
-    from skimage import data
-
-    img = np.ascontiguousarray(data.chelsea()[60:157, 100:229])  # 97 x 129, odd both ways
-    out = img.copy()
-    out[:, SPLIT:] = cv2.GaussianBlur(img, (0, 0), 2.5)[:, SPLIT:]
-    return out
+SPLIT = 64  # columns >= SPLIT are blurred in conftest.half_blurred (HALF_SPLIT)
 
 
 @pytest.fixture(scope="module")
