@@ -49,3 +49,12 @@ def test_qualitative_grid(tmp_path):
     _check(qualitative_grid(rows, tmp_path / "grid"))
     with pytest.raises(ValueError, match="at least one row"):
         qualitative_grid([], tmp_path / "empty")
+
+
+def test_pick_diverse_takes_one_render_per_scene_first():
+    from defocus.evaluate.figures import pick_diverse
+
+    ids = ["moto_000", "moto_001", "planes01_000", "planes01_001", "x"]
+    assert pick_diverse(ids, 3) == ["moto_000", "planes01_000", "x"]
+    assert pick_diverse(ids, 5)[3:] == ["moto_001", "planes01_001"]
+    assert pick_diverse(ids, 0) == []

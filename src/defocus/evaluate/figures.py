@@ -153,3 +153,20 @@ def qualitative_grid(
                 ax.set_ylabel(str(image_id), fontsize=7)
     fig.subplots_adjust(wspace=0.03, hspace=0.03)
     return _save(fig, out_stem)
+
+
+def pick_diverse(ids: Sequence[str], n: int) -> list[str]:
+    """Up to ``n`` ids for a qualitative figure, one per scene first.
+
+    Renders of one scene share an id stem (``motorcycle_000``, ``motorcycle_001``): ids are
+    grouped by the id without a trailing ``_<digits>``, the first of each group is taken in
+    order, then the rest fill up to ``n``.
+    """
+    import re
+
+    first, rest, seen = [], [], set()
+    for i in ids:
+        stem = re.sub(r"_\d+$", "", i)
+        (rest if stem in seen else first).append(i)
+        seen.add(stem)
+    return (first + rest)[: max(0, n)]
