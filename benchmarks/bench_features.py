@@ -54,15 +54,17 @@ def bench_features(n: int, repeat: int) -> dict[str, float]:
     return out
 
 
-def bench_predict(repeat: int, lap_scale: float, solver: str = "amg") -> dict[str, float]:
+def bench_predict(
+    repeat: int, lap_scale: float, solver: str = "amg", threads: int = 1
+) -> dict[str, float]:
     """Median seconds per stage of ``DHDE.predict_raw`` on the benchmark image."""
     import torch
 
     from defocus.features.patches import cnn_input, edge_scales, patch_data
     from defocus.methods.dhde import DHDE, matting_propagation, prob_joint_bilateral
 
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
     img = make_image()
     m = DHDE(lap_scale=lap_scale, lap_solver=solver)
     p = m.params
@@ -166,7 +168,15 @@ def main() -> None:
     p.add_argument("--patches", type=int, default=20000, help="patches per scale (20000)")
     p.add_argument("--repeat", type=int, default=3, help="timed repetitions (3)")
     p.add_argument("--lap-scale", type=float, default=1.0, help="propagation scale (1.0)")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch/OpenCV threads of the predict timing (1)"
+    )
+    p.add_argument("--predict-only", action="store_true", help="only time predict (amg)")
     a = p.parse_args()
+    if a.predict_only:
+        r = bench_predict(a.repeat, a.lap_scale, "amg", a.threads)
+        print(f"predict 640x427, amg, {a.threads} thread(s): {r['total']:.2f} s; goal {GOAL_S} s")
+        return
     for size, rate in bench_features(a.patches, a.repeat).items():
         print(f"features {size}: {rate:,.0f} patches/s")
     for s, (dt, emax, emean) in solver_accuracy(a.lap_scale, ("amg", "cg")).items():
@@ -174,11 +184,12 @@ def main() -> None:
     for impl, (dt, emax) in jbf_impls(a.repeat).items():
         print(f"Eq. 6 filter {impl}: {dt:.3f} s, vs opencv max {emax:.2e} px")
     for solver in ("direct", "amg"):
-        r = bench_predict(a.repeat, a.lap_scale, solver)
+        r = bench_predict(a.repeat, a.lap_scale, solver, a.threads)
         per = ", ".join(f"{k} {r[k]:.2f}" for k in r if k not in ("total", "edge_patches"))
         print(
             f"predict 640x427 ({r['edge_patches']:.0f} edge patches, lap_scale {a.lap_scale}, "
-            f"lap_solver {solver}): {r['total']:.2f} s ({per}); goal {GOAL_S} s"
+            f"lap_solver {solver}, {a.threads} thread(s)): {r['total']:.2f} s ({per}); "
+            f"goal {GOAL_S} s"
         )
 
 
