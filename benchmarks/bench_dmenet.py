@@ -13,6 +13,9 @@ CUDA every run ends with a synchronisation.
 
 from __future__ import annotations
 
+from _images import half_blurred_astronaut
+
+# isort: split
 import argparse
 import statistics
 import time
@@ -20,17 +23,6 @@ import time
 import numpy as np
 
 W, H = 640, 427
-
-
-def make_image() -> np.ndarray:
-    """Astronaut at 640x427 (W x H), right half blurred with sigma 2.5."""
-    import cv2
-    from skimage import data
-
-    img = cv2.resize(data.astronaut(), (W, H), interpolation=cv2.INTER_AREA)
-    out = img.copy()
-    out[:, W // 2 :] = cv2.GaussianBlur(img, (0, 0), 2.5)[:, W // 2 :]
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    image = make_image()
+    image = half_blurred_astronaut((W, H))
     m = DMENet(width=args.width, pretrained=False)
     m.device = args.device
     if args.checkpoint:

@@ -14,29 +14,18 @@ split into the local metric and the refinement.
 
 from __future__ import annotations
 
-import os
+# first: pins the BLAS / OpenMP pools to one thread before numpy is imported
+from _common import half_blurred_astronaut
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"
+# isort: split
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
+import argparse
+import statistics
+import time
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
 
 W, H = 640, 457
-
-
-def make_image() -> np.ndarray:
-    """Astronaut at 640x457 (W x H), right half blurred with sigma 2.5."""
-    from skimage import data
-
-    img = cv2.resize(data.astronaut(), (W, H), interpolation=cv2.INTER_AREA)
-    out = img.copy()
-    out[:, W // 2 :] = cv2.GaussianBlur(img, (0, 0), 2.5)[:, W // 2 :]
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
-    image = make_image()
+    image = half_blurred_astronaut((W, H))
     z = Zeng()
     if args.checkpoint:
         z.load(args.checkpoint)
