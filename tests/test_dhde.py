@@ -159,6 +159,34 @@ def test_classify_matches_network_forward():
     assert m.classify(feats[:0], rgb[:0]).shape == (0, 11)
 
 
+def test_deep_features_at_pixels_equal_the_patch_forward():
+    # issue 7 speed-up: conv1 + pool shared over the image (27x27) or on a compact 19x19
+    # input (15x15) gives the f_C of the release's per-patch CNN input, border pixels included
+    from skimage import data
+
+    from defocus.features.patches import cnn_input, patch_data
+    from defocus.methods.dhde import deep_features_at
+
+    torch.manual_seed(0)
+    net = DHDENet().eval()
+    img = data.astronaut()[100:161, 200:247]  # 61x47, odd sizes
+    rng = np.random.default_rng(3)
+    rows = np.r_[rng.integers(0, 61, 300), 0, 0, 60, 60, 13, 47]
+    cols = np.r_[rng.integers(0, 47, 300), 0, 46, 0, 46, 13, 33]
+    scales = np.r_[rng.integers(0, 2, 300), 0, 1, 1, 0, 0, 1].astype(np.uint8)
+    rgb, _ = patch_data(img, rows, cols, scales)
+    with torch.no_grad():
+        ref = net.cnn(torch.from_numpy(cnn_input(rgb, scales)).permute(0, 3, 1, 2).float())
+        fast = deep_features_at(net.cnn, img, rows, cols, scales, rgb)
+        cl = net.cnn.to(memory_format=torch.channels_last)
+        fast_cl = deep_features_at(cl, img, rows, cols, scales, rgb)
+        none = deep_features_at(net.cnn, img, rows[:0], cols[:0], scales[:0], rgb[:0])
+    assert fast.shape == (306, 25) and none.shape == (0, 25)
+    np.testing.assert_allclose(fast.numpy(), ref.numpy(), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(fast_cl.numpy(), ref.numpy(), rtol=1e-5, atol=1e-4)
+    assert ref.abs().max() > 1  # not a trivially zero feature
+
+
 def test_prob_joint_bilateral_matches_brute_force():
     rng = np.random.default_rng(1)
     h, w = 15, 17

@@ -46,6 +46,20 @@ def test_constant_patch_has_no_gradient_and_rank_one():
     assert np.all(fs[:, 0] > 0.99) and np.all(fs[:, 1:] < 1e-6)  # rank one
 
 
+@pytest.mark.parametrize("scale", [0, 1])
+def test_svd_feature_equals_lapack_singular_values(scale):
+    # f_S takes singular values from the Gram matrix's eigenvalues; reference: LAPACK's SVD
+    # with the log / L1 steps written out, on random, rank-2 and near-constant patches
+    rng = np.random.default_rng(4)
+    s = hc.PATCH_SIZE[scale]
+    g = rng.random((5, s, s))
+    g[1] = np.outer(rng.random(s), rng.random(s)) + np.outer(rng.random(s), rng.random(s))
+    g[2] = 0.5 + 1e-4 * rng.random((s, s))
+    sv = np.linalg.svd(g, compute_uv=False)[:, : hc.N_BINS[scale]]
+    ref = np.log1p(sv) / np.log1p(sv).sum(1, keepdims=True)
+    np.testing.assert_allclose(hc.svd_features(g, scale), ref, atol=1e-7)
+
+
 def test_black_patch_gives_zero_dct_without_nan():
     z = np.zeros((2, 15, 15))
     f = hc.handcrafted_features(z, 0)
