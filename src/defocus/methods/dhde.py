@@ -568,6 +568,7 @@ def matting_propagation(
     bilinearly.
     """
     import cv2
+    import scipy.sparse as sp
     import scipy.sparse.linalg as spla
     from pymatting import cf_laplacian
 
@@ -594,8 +595,9 @@ def matting_propagation(
     lap = cf_laplacian(img, epsilon, radius)
     d = wt.ravel()
     b = lam * d * v.ravel()
-    a = lap.tocsr()  # L + lam D: the Laplacian has every diagonal entry, so update in place
-    a.setdiag(a.diagonal() + lam * d)
+    # L + lam D by sparse addition, which also sums pymatting's duplicate entries (an in-place
+    # setdiag keeps them as explicit entries: AMG then aggregates worse, 20 -> 55 iterations)
+    a = (lap + lam * sp.diags(d)).tocsr()
     if solver == "direct":
         x = spla.spsolve(a.tocsc(), b, permc_spec="MMD_AT_PLUS_A")
     else:
