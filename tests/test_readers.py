@@ -147,6 +147,16 @@ def test_dut_white_sharp_default(tmp_path):
     assert gt[:, 0].max() == 0 and gt[:, 5].min() == 255
 
 
+def test_dut_lab_copy_folder_names(tmp_path):
+    # the authors' lab copies name the test folders dut500-source / dut500-gt
+    base = tmp_path / "dut" / "dataset"
+    _img(base / "dut500-source" / "7.jpg")
+    _mask(base / "dut500-gt" / "7.bmp", slice(0, 3))
+    df = read_manifest(_quiet(build_manifest, "dut", tmp_path / "dut", tmp_path / "data"))
+    assert list(zip(df["id"], df["split"], strict=True)) == [("7", "test")]
+    assert read_gray(df["gt"][0])[:, 0].max() == 0  # white (sharp) columns became 0
+
+
 def test_dut_polarity_check_warns(tmp_path):
     # the GT is really white = blurred (7 of 10 columns white): the default declaration
     # (white_sharp) makes most pixels sharp, and the dataset check says so

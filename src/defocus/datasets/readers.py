@@ -233,6 +233,9 @@ _DUT_DIRS = {
     "dut600gt_training": ("train", "gt"),
     "dut500s_testing": ("test", "image"),
     "dut500gt_testing": ("test", "gt"),
+    # the authors' lab copies of the test set (github wdzhao123/DENets AENet/dataset/)
+    "dut500_source": ("test", "image"),
+    "dut500_gt": ("test", "gt"),
 }
 
 
@@ -245,7 +248,7 @@ def _read_dut(root: Path, out_dir: Path, polarity: str, **_) -> tuple[list[dict]
     if not found:
         raise DatasetLayoutError(
             f"DUT: none of DUT600S_Training, DUT600GT_Training, DUT500S-Testing, "
-            f"DUT500GT-Testing found under {root}"
+            f"DUT500GT-Testing (or dut500-source, dut500-gt) found under {root}"
         )
     rows, fractions = [], []
     test_stems: set[str] = set()

@@ -179,15 +179,19 @@ REGISTRY: dict[str, DatasetSpec] = {
         # DATASETS.md section 2: hosting behind the page is not checked and the known mirror is
         # a Google Drive file (confirmation page for large files): no unattended download.
         files=(),
-        gt_polarity="white_sharp",  # section 2: reported, NOT re-checked; the reader checks
+        # white = in focus: checked on the first author's sample masks (github wdzhao123/DENets,
+        # AENet/dataset/dut500-gt/1..5.bmp: white is the sharp foreground, 21-47 % of the
+        # image) and on D-DFFNet / depth-distillation, which invert CUHK but not DUT
+        gt_polarity="white_sharp",
         kind="binary",
         split_source="folder names: DUT600S_Training/DUT600GT_Training and DUT500S-Testing/"
         "DUT500GT-Testing",
         notes=(
             "Download by hand from the page (or the Google Drive test-set mirror, file id "
             "1Qmcu6GDgKhiHVgLxeQg23tfy5I1Xg5Xk, used by vinthony/depth-distillation) and set "
-            "datasets.dut.root. GT is .bmp with the image's stem. Polarity reported as "
-            "white = in focus; build_manifest warns if the mean blurred fraction is < 0.5."
+            "datasets.dut.root. GT is .bmp with the image's stem (test images 1..500). White = in "
+            "focus (checked on the authors' samples); build_manifest warns if the mean blurred "
+            "fraction is < 0.5. The lab's copies named dut500-source / dut500-gt are read too."
         ),
     ),
     "rtf": DatasetSpec(
@@ -255,8 +259,8 @@ REGISTRY: dict[str, DatasetSpec] = {
             "of Synthetic Images for Semantic Segmentation of Urban Scenes. CVPR 2016."
         ),
         page="http://synthia-dataset.net/downloads/",
-        # DATASETS.md section 7: one zip per sequence behind the downloads page; the direct
-        # file addresses are not known, so no unattended download.
+        # DATASETS.md section 7: one archive (.rar) per sequence behind the downloads page; the
+        # direct file addresses are not known, so no unattended download.
         files=(),
         gt_polarity=None,
         kind="depth",
@@ -264,8 +268,8 @@ REGISTRY: dict[str, DatasetSpec] = {
         notes=(
             "Download sequences (e.g. SYNTHIA-SEQS-01-NIGHT) by hand and set "
             "datasets.synthia.root. Layout SYNTHIA-SEQS-XX-YYY/{RGB,Depth}/Stereo_Right/Omni_F/"
-            "000000.png. Depth = R channel in cm (from SYNDOF; unverified against SYNTHIA's "
-            "README)."
+            "000000.png (sequences come as .rar archives). Depth = R channel in cm (SYNDOF's "
+            "generator and other SEQS readers; SYNTHIA's README not seen); 65535 = far."
         ),
     ),
     "middlebury2014": DatasetSpec(
@@ -282,7 +286,9 @@ REGISTRY: dict[str, DatasetSpec] = {
         split_source="none: all scenes are source scenes for SYNDOF rendering (split train)",
         notes=(
             "About 30-140 MB per zip (R). Only Adirondack has a sha256, from one public note, "
-            "not checked here (marked unverified). depth = baseline*f/(d+doffs) from disp0.pfm."
+            "not checked here (marked unverified). depth = baseline*f/(d+doffs) from disp0.pfm "
+            "at full resolution (SYNDOF's own Middlebury input was quarter-resolution, "
+            "hole-filled depth)."
         ),
     ),
     "ilsvrc": DatasetSpec(

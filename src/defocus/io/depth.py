@@ -50,7 +50,8 @@ def read_dpt(path: str | os.PathLike) -> np.ndarray:
     -------
     numpy.ndarray
         ``float32`` array ``(height, width)`` in the file's scene units (Sintel: metres, as
-        SYNDOF treats them; it multiplies by 1000 to get millimetres).
+        SYNDOF treats them; it multiplies by 1000 to get millimetres). Sky pixels hold large
+        finite values (up to ~1e11), kept as they are: far beyond any focus distance.
 
     Raises
     ------
@@ -252,10 +253,11 @@ def read_synthia_depth(path: str | os.PathLike) -> np.ndarray:
     """Read a SYNTHIA(-SEQS) ``Depth`` PNG as metres.
 
     The PNG is 16-bit with three equal channels; the red channel is depth in **centimetres**,
-    so ``depth_m = R / 100``. Source: DATASETS.md section 7, from SYNDOF, which reads channel
-    1 (MATLAB) and multiplies by 10 to get millimetres. **Unverified** against SYNTHIA's own
-    README (not available here); check it on the first real download. Zero is taken as
-    invalid and becomes ``nan``.
+    so ``depth_m = R / 100``. Sources: DATASETS.md section 7 and SYNDOF's
+    ``generate_blur_by_depth.m`` (github codeslake/SYNDOF: channel 1 times 10 = millimetres),
+    in agreement with other SYNTHIA-SEQS readers (e.g. xingyul/meteornet: channel 0 / 100);
+    SYNTHIA's own README was not available. 65535 (far / sky) stays a finite 655.35 m, as
+    SYNDOF treats it as a distance; zero is taken as invalid and becomes ``nan``.
     """
     import cv2
 
