@@ -280,3 +280,150 @@ def test_ksfv_dct_filters_orthonormal():
     f = dct_filters(5).reshape(24, 25)
     np.testing.assert_allclose(f @ f.T, np.eye(24), atol=1e-5)
     np.testing.assert_allclose(f.sum(axis=1), 0.0, atol=1e-5)  # no DC
+
+
+@pytest.mark.parametrize("length", [3, 5, 9])
+def test_ksfv_motion_kernel_is_a_line(length):
+    from defocus.methods.classic.ksfv import motion_kernel
+
+    k = motion_kernel(length, 0)
+    # angle 0, odd length L: a horizontal line of L entries 1 / L, nothing else
+    expected = np.zeros((length, length))
+    expected[length // 2] = 1.0 / length
+    np.testing.assert_allclose(k, expected, atol=1e-12)
+    np.testing.assert_allclose(motion_kernel(length, 90), expected.T, atol=1e-12)
+    d45, d135 = motion_kernel(length, 45), motion_kernel(length, 135)
+    assert d45.sum() == pytest.approx(1.0) and (d45 >= 0).all()
+    np.testing.assert_allclose(d45, d45[::-1, ::-1], atol=1e-12)  # point-symmetric
+    np.testing.assert_allclose(d135, d45[:, ::-1], atol=1e-12)  # mirror image
+    # 45 degrees runs from the bottom left to the top right (rows grow downwards)
+    assert d45[-1, 0] > 0 and d45[0, 0] == 0
+    # an even length: the end pixels hold half a pixel of segment each
+    np.testing.assert_allclose(motion_kernel(4, 0)[2], [0.125, 0.25, 0.25, 0.25, 0.125])
+
+
+@pytest.mark.parametrize("radius", [1.0, 2.0, 3.0, 4.0])
+def test_ksfv_disc_kernel_isotropic(radius):
+    from defocus.methods.classic.ksfv import disc_kernel
+
+    d = disc_kernel(radius)
+    n = int(np.ceil(radius))
+    assert d.shape == (2 * n + 1, 2 * n + 1)
+    assert d.sum() == pytest.approx(1.0) and (d >= 0).all()
+    for t in (d.T, d[::-1], d[:, ::-1], np.rot90(d)):  # the symmetries of the pixel grid
+        np.testing.assert_allclose(d, t, atol=1e-12)
+    y, x = np.mgrid[-n : n + 1, -n : n + 1]
+    assert (d * x * y).sum() == pytest.approx(0.0, abs=1e-12)
+    if radius >= 2:  # second moment of a uniform disc, r^2 / 4, plus the pixel box's 1/12
+        assert (d * x * x).sum() == pytest.approx(radius**2 / 4 + 1 / 12, rel=0.05)
+
+
+def test_ksfv_kernel_bank():
+    from scipy.signal import convolve2d
+
+    from defocus.methods.classic.ksfv import disc_kernel, kernel_bank, motion_kernel
+
+    bank = kernel_bank()  # 4 discs, 2 lengths x 4 angles, 2 radii x 1 length x 4 angles
+    assert len(bank) == 4 + 8 + 8
+    for k in bank:
+        assert k.ndim == 2 and k.shape[0] == k.shape[1] and k.shape[0] % 2 == 1
+        assert k.sum() == pytest.approx(1.0) and (k >= -1e-12).all()
+    np.testing.assert_allclose(bank[0], disc_kernel(1.0))
+    np.testing.assert_allclose(bank[4], motion_kernel(5, 0))
+    np.testing.assert_allclose(bank[12], convolve2d(disc_kernel(1.0), motion_kernel(5, 0)))
+    assert len(kernel_bank("defocus")) == 4 and len(kernel_bank("motion")) == 8
+    assert len(kernel_bank("gaussian")) == 1
+    with pytest.raises(ValueError, match="kernels must be"):
+        kernel_bank("nope")
+    with pytest.raises(ValueError, match="filters must be"):
+        get_method("ksfv@filters=nope").filter_bank()
+
+
+def test_ksfv_gaussian_filters():
+    from defocus.methods.classic.ksfv import gaussian_1d, gaussian_filters
+
+    for s, f in zip([1.0, 2.0], gaussian_filters([1.0, 2.0]), strict=True):
+        assert f.sum() == pytest.approx(1.0)
+        np.testing.assert_allclose(f, f.T)
+        t = np.arange(len(f)) - len(f) // 2
+        assert (f.sum(axis=0) * t * t).sum() == pytest.approx(s * s, rel=1e-3)
+        np.testing.assert_allclose(f, np.outer(gaussian_1d(s), gaussian_1d(s)))
+
+
+def test_ksfv_feature_element_by_hand():
+    from defocus.methods.classic.ksfv import (
+        gaussian_1d,
+        kernel_variances,
+        ksfv_features,
+        motion_kernel,
+        patch_variances,
+    )
+
+    # vertical stripes 0, c, 0, c, ...: the x-difference is +-c, the y-difference 0; a
+    # 15-wide window holds 8 of one sign and 7 of the other -> variance c^2 (1 - 1/225)
+    c, window = 0.4, 15
+    gray = np.tile(np.array([0.0, c], np.float32), (40, 40))  # 40 x 80
+    var_window = c * c * (1 - 1 / 225)
+    # kernel factor, delta filter: a 3-px motion line has entries 3 x 1/3 and 6 x 0 on its
+    # 3x3 canvas -> var = 1/27 - 1/81 = 2/81
+    delta = [np.ones((1, 1))]
+    kvar = kernel_variances(delta, [motion_kernel(3, 0)])
+    assert kvar.shape == (1, 1) and kvar[0, 0] == pytest.approx(2 / 81)
+    x = ksfv_features(gray, delta, kvar[0], window)
+    np.testing.assert_allclose(x[10:30, 20:60, 0], 2 / 81 * var_window, rtol=1e-4)
+    # a Gaussian filter scales the +-c stripes by its response at Nyquist, sum_t g(t) (-1)^t
+    g = gaussian_1d(1.0)
+    a = (g * (-1.0) ** (np.arange(len(g)) - len(g) // 2)).sum()
+    v = patch_variances(gray, [np.outer(g, g)], window)
+    np.testing.assert_allclose(v[10:30, 20:60, 0], a * a * var_window, rtol=1e-4)
+
+
+def test_ksfv_compact_vector_equals_concatenation():
+    from sklearn.svm import SVC
+
+    from defocus.methods.classic.ksfv import concat_gamma, concatenate
+
+    rng = np.random.default_rng(0)
+    kvar = rng.uniform(0.1, 2.0, (3, 4))  # 3 kernels, 4 filters
+    v = np.concatenate([rng.gamma(2.0, 1.0, (60, 4)), rng.gamma(2.0, 0.3, (60, 4))])
+    y = np.repeat([0, 1], 60)
+    x = np.sqrt(v * kvar.sum(axis=0))  # compact: sqrt(w_i v_i), w = sum over kernels
+    full = np.sqrt(v[:, None, :] * kvar[None]).reshape(len(v), -1)  # sqrt(kvar_ji v_i)
+    np.testing.assert_allclose(concatenate(x, kvar), full, rtol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), np.linalg.norm(full, axis=1))
+    a = SVC(gamma="scale").fit(full, y)
+    b = SVC(gamma=concat_gamma(x, kvar)).fit(x, y)
+    assert b.gamma == pytest.approx(1.0 / (full.shape[1] * full.var()))
+    test = np.sqrt(rng.gamma(2.0, 0.6, (20, 4)) * kvar.sum(axis=0))
+    np.testing.assert_allclose(
+        b.decision_function(test), a.decision_function(concatenate(test, kvar)), atol=1e-6
+    )
+
+
+def test_ksfv_dct_gaussian_ablation_is_the_earlier_feature():
+    from scipy.signal import fftconvolve
+
+    from defocus.methods.classic.ksfv import dct_filters, gaussian_kernel
+
+    m = get_method("ksfv@filters=dct,kernels=gaussian")
+    filters, kvar = m.bank()
+    assert kvar.shape == (1, 24)
+    k = gaussian_kernel(2.0)  # the earlier single kernel: std 2, 17x17
+    old = [fftconvolve(k, f).var() for f in dct_filters(5)]  # the earlier code's formula
+    np.testing.assert_allclose(kvar[0], old, rtol=1e-4)  # it mixed float32 filters in
+
+
+def test_ksfv_rejects_old_or_mismatched_checkpoint(train_manifest, tmp_path):
+    import pickle
+
+    from defocus.methods.classic._common import save_model
+
+    # a format-1 file (no feature record), as written before the kernel bank
+    blob = np.frombuffer(pickle.dumps(None), dtype=np.uint8).copy()
+    old = save_model(tmp_path / "old", {"svm_pickle": blob, "scale": np.float64(1.0)})
+    with pytest.raises(MethodError, match="format 1"):
+        get_method("ksfv").load(old)
+    ckpt = get_method("ksfv", TINY["ksfv"]).fit({"train": [train_manifest]}, {}, tmp_path / "n")
+    with pytest.raises(MethodError, match="other ksfv feature parameters.*filters"):
+        get_method("ksfv@filters=dct").load(ckpt)
+    get_method("ksfv@stride=3").load(ckpt)  # inference-only parameters may differ
