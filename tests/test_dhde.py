@@ -74,6 +74,25 @@ def test_toy_classifier_beats_chance_on_held_out_sources(patch_file, tmp_path):
     assert res["accuracy"] > 31 / 121 + 0.05
 
 
+def test_feature_table_rows_and_chance(patch_file, tmp_path):
+    # paper Table 1 builder: one row per variant, held-out and training-source accuracy,
+    # the paper's value beside it, and the chance row with the +-1 label tolerance
+    from defocus.methods.dhde import PAPER_ACCURACY, feature_table
+
+    params = {"iterations": 60, "lr": 1e-3, "ckpt_every": 1000, "optimizer": "adam"}
+    df = feature_table([patch_file], ["fG", "fS"], params, 0, "cpu", tmp_path)
+    assert list(df["feature"]) == ["fG", "fS", "random guess"]
+    assert df["paper_accuracy"].tolist()[:2] == [PAPER_ACCURACY["fG"], PAPER_ACCURACY["fS"]]
+    chance = df.set_index("feature").loc["random guess"]
+    assert chance["accuracy"] == pytest.approx(100 * 31 / 121)
+    assert chance["exact_accuracy"] == pytest.approx(100 / 11)
+    body = df.iloc[:2]
+    for col in ("accuracy", "exact_accuracy", "train_sources_accuracy"):
+        assert body[col].between(0, 100).all()
+    assert (body["accuracy"] >= body["exact_accuracy"]).all()  # tolerance only adds hits
+    assert (tmp_path / "fG" / "train" / "checkpoint.pt").exists()
+
+
 def test_fb_two_phases_and_product_checkpoint(patch_file, tmp_path):
     from defocus.train.loop import finalize
 

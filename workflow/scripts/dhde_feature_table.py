@@ -23,7 +23,9 @@ with rule_log(snakemake.log[0]):  # noqa: F821
         "DHDE feature sets (Park et al. CVPR'17, Table 1 and Sec. 3.6): classification "
         "accuracy (%) on patches of held-out source images; a label counts as correct when "
         "its sigma is within 0.15 of the true sigma (one label step). `exact_accuracy` needs "
-        "the exact label; `paper_accuracy` is the paper's value (1M patches, 800k iterations), "
+        "the exact label; `train_sources_accuracy` scores patches of the training images the "
+        "same way (its gap to `accuracy` shows over-fitting to few source images); "
+        "`paper_accuracy` is the paper's value (1M patches, 800k iterations), "
         "this run trains briefly at the configured scale. Random guess: 9.09 % exact, "
         "25.6 % within the tolerance."
     )
