@@ -5,8 +5,8 @@ whose right part is blurred with a Gaussian of sigma 2.5; the learned ones are f
 at a tiny scale on a *different* photograph (``astronaut``, 160x200) whose *left* half is
 blurred, written as a one-row manifest. The mean blur map over the blurred part must exceed
 the mean over the sharp part by a stated margin, set well below the values measured when the
-tests were written (dbdf 0.87, jnb 0.52, asvb 0.98, ksfv 0.49). Each method's central
-quantity is also checked on a case with a known answer.
+tests were written (dbdf 0.87, jnb 0.52, asvb 0.98, ksfv 0.52; 0.49 with the earlier DCT
+filters). Each method's central quantity is also checked on a case with a known answer.
 """
 
 from __future__ import annotations
