@@ -1,5 +1,9 @@
-"""Shared fixtures: small real images (scikit-image ships them) and a repository path."""
+"""Shared fixtures: small real images (scikit-image ships them), a repository path and a
+local HTTP server (127.0.0.1) for the download tests."""
 
+import functools
+import http.server
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -37,3 +41,28 @@ def half_blurred() -> np.ndarray:
     out = img.copy()
     out[:, HALF_SPLIT:] = cv2.GaussianBlur(img, (0, 0), 2.5)[:, HALF_SPLIT:]
     return out
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+
+@pytest.fixture()
+def serve_dir():
+    """``serve(folder) -> base URL``: serve a folder over HTTP on 127.0.0.1 for this test."""
+    servers = []
+
+    def serve(folder) -> str:
+        handler = functools.partial(_QuietHandler, directory=str(folder))
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        servers.append((httpd, thread))
+        return f"http://127.0.0.1:{httpd.server_address[1]}"
+
+    yield serve
+    for httpd, thread in servers:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)

@@ -3,12 +3,9 @@ real CUHK ones (BlurDatasetImage.zip -> image/, BlurDatasetGT.zip -> gt/; DATASE
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import io
 import logging
-import threading
 import zipfile
 from dataclasses import replace
 
@@ -43,13 +40,8 @@ def _zip(members: dict[str, bytes]) -> bytes:
     return bio.getvalue()
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # keep pytest output clean
-        pass
-
-
 @pytest.fixture()
-def server(tmp_path):
+def server(tmp_path, serve_dir):
     """Serve ``tmp_path/srv`` holding a two-image CUHK-like pair of archives."""
     srv = tmp_path / "srv"
     srv.mkdir()
@@ -64,16 +56,7 @@ def server(tmp_path):
     (srv / "BlurDatasetImage.zip").write_bytes(_zip(images))
     (srv / "BlurDatasetGT.zip").write_bytes(_zip(gts))
     (srv / "notazip.zip").write_bytes(b"<html>quota exceeded</html>")
-    handler = functools.partial(_Quiet, directory=str(srv))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", srv
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    return serve_dir(srv), srv
 
 
 def _sha(path) -> str:

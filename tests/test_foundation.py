@@ -92,6 +92,23 @@ def test_dhde_cpu_overlay_merges_and_plans(root):
     assert "dhde_feature_table" in r.stdout + r.stderr
 
 
+def test_release_weights_replace_the_training_data(root, tmp_path):
+    # dhde@weights=release trains on nothing: its model comes from fetch_weights
+    overlay = tmp_path / "rel.yaml"
+    overlay.write_text("methods:\n  run: [ref_gradient, 'dhde@weights=release']\n")
+    target = "results/models/dhde@weights=release/model.pt"
+    r = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "-F", f"--configfile={overlay}", target],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-2000:]
+    assert "fetch_weights" in out and "train" in out
+    assert "sample_patches" not in out and "demo_sharp" not in out
+
+
 # -- IO -----------------------------------------------------------------------------------
 def test_atomic_path_keeps_old_file_on_error(tmp_path):
     target = tmp_path / "a.txt"

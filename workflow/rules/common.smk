@@ -189,14 +189,31 @@ def train_input(role, dataset):
     return manifest(dataset)
 
 
+def weights_file(method):
+    """The trained model a method converts instead of training ("" when it trains): its
+    `weights` parameter, "release" (the authors' file, fetched) or a path to a file."""
+    from defocus.methods.registry import parse_name
+
+    base, overrides = parse_name(method)
+    w = str({**method_params(config, method), **overrides}.get("weights", "") or "")
+    if w == "release":
+        return f"{RESOURCES}/weights/{base}/release.caffemodel"
+    return w
+
+
 def train_manifests(wildcards):
-    """Inputs of every dataset the method trains on (config training.data.<method>)."""
+    """Inputs of every dataset the method trains on (config training.data.<method>), or the
+    weights file it converts."""
+    if weights_file(wildcards.method):
+        return [weights_file(wildcards.method)]
     roles = config["training"]["data"].get(wildcards.method.partition("@")[0], {})
     return sorted({train_input(r, d) for r, names in roles.items() for d in names})
 
 
 def train_data_arg(wildcards):
     """--data of the training entry point: JSON {role: [manifest paths]}, shell-quoted."""
+    if weights_file(wildcards.method):
+        return shlex.quote(json.dumps({"weights": [weights_file(wildcards.method)]}))
     roles = config["training"]["data"].get(wildcards.method.partition("@")[0], {})
     if not roles:
         raise WorkflowError(

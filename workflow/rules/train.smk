@@ -33,3 +33,20 @@ rule train:
         "{params.launcher} -m defocus.train --method {params.method} --params {params.params}"
         " --data {params.data} --workdir {params.workdir} --out {output.model}"
         " --device {params.device} --seed {params.seed} --log-file {log}"
+
+
+rule fetch_weights:
+    """The DHDE authors' trained model (github zzangjinsun/DHDE_CVPR17), verified download."""
+    output:
+        weights=f"{RESOURCES}/weights/dhde/release.caffemodel",
+    log:
+        "logs/data/fetch_weights_dhde.log",
+    retries: 1
+    conda:
+        "../../envs/defocus.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        "../scripts/fetch_weights.py"

@@ -623,6 +623,75 @@ def binary_mask(sigma_map: np.ndarray, alpha: float = 0.3) -> np.ndarray:
     return sigma_map >= alpha * vmax + (1.0 - alpha) * vmin
 
 
+#: the authors' trained model: DHDE/DHDE_model.caffemodel of github.com/zzangjinsun/DHDE_CVPR17
+#: (branch master, 507,651 bytes; sha256 of the file in that repository)
+RELEASE_URL = "https://github.com/zzangjinsun/DHDE_CVPR17/raw/master/DHDE/DHDE_model.caffemodel"
+RELEASE_SHA256 = "a5f922d7622ccdd830cd02cfc0e788f3b9d3ceb038a00d7c60716ab1986ac94a"
+RELEASE_FNAME = "DHDE_model.caffemodel"
+#: Caffe layer -> DHDENet parameter prefix (DHDE_test.prototxt; fc1 has no bias, lr_mult 0)
+_CAFFE_LAYERS = {
+    "conv1": "cnn.0",
+    "conv2": "cnn.3",
+    "conv3": "cnn.6",
+    "conv4": "cnn.8",
+    "fc1": "classifier.0",
+    "fc2": "classifier.3",
+    "fc3": "classifier.6",
+}
+
+
+def release_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A :class:`DHDENet` (``fB``, multi-scale) state dict from the release's ``.caffemodel``.
+
+    The release feeds MATLAB arrays (rows, cols, channels, N) to Caffe, which reads the first
+    MATLAB axis as its width (matcaffe and MATLAB's HDF5 writer both reverse the axis order):
+    Caffe's conv kernels run along (image x, image y). They are transposed here to PyTorch's
+    (y, x). The 145 classifier inputs are ``[f_D, f_G, f_S, f_C]`` in the release's concat
+    order, which is this package's; fc1's bias is frozen at zero in the release (``lr_mult``
+    0) and checked to be zero.
+    """
+    from defocus.io.caffemodel import CaffeModelError, read_caffemodel
+
+    blobs = read_caffemodel(path)
+    missing = sorted(set(_CAFFE_LAYERS) - set(blobs))
+    if missing:
+        raise CaffeModelError(f"{path}: no layer(s) {missing}; not the DHDE release model?")
+    ref = DHDENet().state_dict()
+    out: dict[str, torch.Tensor] = {}
+    for layer, prefix in _CAFFE_LAYERS.items():
+        w, *rest = blobs[layer]
+        if w.ndim == 4:
+            w = w.transpose(0, 1, 3, 2)  # Caffe (out, in, x, y) -> PyTorch (out, in, y, x)
+        out[f"{prefix}.weight"] = torch.from_numpy(np.ascontiguousarray(w, np.float32))
+        if f"{prefix}.bias" in ref:
+            out[f"{prefix}.bias"] = torch.from_numpy(np.ascontiguousarray(rest[0], np.float32))
+        elif rest and np.abs(rest[0]).max() > 0:
+            raise CaffeModelError(f"{path}: {layer} has a non-zero bias; DHDENet has none there")
+    for key, value in out.items():
+        if tuple(value.shape) != tuple(ref[key].shape):
+            raise CaffeModelError(
+                f"{path}: {key} has shape {tuple(value.shape)}, DHDENet expects "
+                f"{tuple(ref[key].shape)}"
+            )
+    return out
+
+
+def fetch_release_weights(dest_dir: str | Path, progress: bool = True) -> Path:
+    """Download the release model to ``dest_dir`` (verified sha256; no partial file)."""
+    from defocus.datasets.download import DownloadError, download_file
+    from defocus.datasets.registry import RemoteFile
+
+    remote = RemoteFile(RELEASE_URL, RELEASE_FNAME, RELEASE_SHA256, 507651, unpack=False)
+    try:
+        path, _ = download_file(remote, dest_dir, name="dhde weights", progress=progress)
+    except DownloadError as err:
+        raise DownloadError(
+            f"{err} For the DHDE release weights: put {RELEASE_FNAME} (from {RELEASE_URL}) "
+            f"in {dest_dir}, or set methods.params.dhde.weights to a local .caffemodel."
+        ) from err
+    return path
+
+
 class DHDE(Method):
     """Park et al. CVPR'17 defocus map (sigma in pixels) from multi-scale deep + hand-crafted
     features. See the module docstring; every default below cites its source."""
@@ -699,6 +768,9 @@ class DHDE(Method):
         "alpha": 0.3,
         # patches per forward pass at inference (memory bound, not a paper constant)
         "predict_batch": 8192,
+        # "" = train (fit); "release" = the authors' trained model (RELEASE_URL, fetched and
+        # converted instead of training: features fB, multi-scale); or a path to a .caffemodel
+        "weights": "",
     }
 
     def __init__(self, **params: Any) -> None:
@@ -749,8 +821,10 @@ class DHDE(Method):
         alone (the hand-crafted inputs are zeros; ``workdir/pretrain``), then fine-tuned with
         all features (``workdir/finetune``), as in Sec. 5.1. Each phase resumes on its own.
         """
-        from defocus.train.loop import TrainConfig, load_checkpoint, train
+        from defocus.train.loop import TrainConfig, load_checkpoint, save_checkpoint, train
 
+        if self.params["weights"]:
+            return self._import_weights(data, save_checkpoint, Path(workdir))
         if not isinstance(data, dict) or not data.get("patches"):
             raise ValueError(
                 f"DHDE trains on patch files: expected data {{'patches': [h5, ...]}}, got {data!r}"
@@ -841,12 +915,45 @@ class DHDE(Method):
         self.net = model.to(self.device).eval()
         return ckpt
 
+    def _check_release_arch(self) -> None:
+        p, d = self.params, self.defaults
+        arch = {k: p[k] for k in _ARCH_KEYS if p[k] != d[k]}
+        if arch:
+            raise ValueError(f"the release model is fB, multi-scale, 11 labels; got {arch}")
+
+    def _import_weights(self, data: Any, save_checkpoint, workdir: Path) -> Path:
+        """``fit`` with ``weights`` set: convert the release model into a checkpoint."""
+        src = (data or {}).get("weights") if isinstance(data, dict) else None
+        if not src:
+            raise ValueError(
+                f"weights={self.params['weights']!r}: expected data {{'weights': [file]}}"
+            )
+        self._check_release_arch()
+        ckpt = workdir / "release" / "checkpoint.pt"
+        save_checkpoint(
+            ckpt,
+            {
+                "model": release_state_dict(Path(src[0])),
+                "iteration": 0,
+                "config": {"params": dict(self.params), "source": str(src[0])},
+            },
+        )
+        log.info("DHDE: converted the release model %s (no training)", src[0])
+        return ckpt
+
     # -- inference -------------------------------------------------------------------
     def load(self, checkpoint: Path | None) -> None:
-        """Load a product checkpoint (``finalize``) or a training checkpoint of ``fit``."""
+        """Load a product checkpoint (``finalize``), a training checkpoint of ``fit`` or the
+        release's ``.caffemodel`` itself."""
         from defocus.train.loop import load_checkpoint
 
         super().load(checkpoint)
+        if Path(checkpoint).suffix.lower() == ".caffemodel":
+            self._check_release_arch()
+            net = self.build_net()
+            net.load_state_dict(release_state_dict(checkpoint))
+            self.net = net.to(self.device).eval()
+            return
         state = load_checkpoint(checkpoint)
         saved = state.get("params") or state.get("config", {}).get("params") or {}
         changed = {k: saved[k] for k in _ARCH_KEYS if k in saved and saved[k] != self.params[k]}
