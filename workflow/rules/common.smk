@@ -176,7 +176,8 @@ def extra_tables():
             (
                 "table_dhde_features",
                 "Park et al. CVPR'17 Table 1",
-                "edge-patch classification accuracy (tolerance 0.15 in sigma) per feature set",
+                "edge-patch classification accuracy (tolerance 0.15 in sigma) per feature set, "
+                "on held-out and on training source images",
             )
         )
     return out
