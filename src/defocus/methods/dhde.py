@@ -296,7 +296,7 @@ def _large_maps(conv1: nn.Conv2d, image: torch.Tensor) -> torch.Tensor:
     return maps
 
 
-def _pool_index(h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _pool_index(h: int, w: int, device: torch.device) -> torch.Tensor:
     """Per pooled cell (9x9) of a large patch: the flat offset into :func:`_large_maps` for a
     patch at (0, 0). Ceil-mode 3/3 pooling of a 25x25 map: 3-wide windows at 0, 3, .., 21 and
     the single last row / column at 24."""
@@ -304,14 +304,14 @@ def _pool_index(h: int, w: int, device: torch.device) -> tuple[torch.Tensor, tor
     full = start < 24
     which = 3 * (full[:, None] & full[None, :]).long()
     which += (full[:, None] & ~full[None, :]).long() + 2 * (~full[:, None] & full[None, :]).long()
-    return (which * (h * w) + start[:, None] * w + start[None, :]).reshape(-1), start
+    return (which * (h * w) + start[:, None] * w + start[None, :]).reshape(-1)
 
 
 def _large_pooled(maps: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     """Pre-ReLU 9x9 max pool of the conv1 maps of the 27x27 patches centred at (rows, cols),
     gathered from :func:`_large_maps` with one ``index_select``. Returns (N, 9, 9, C)."""
     _, h, w, c = maps.shape
-    cell, _ = _pool_index(h, w, maps.device)
+    cell = _pool_index(h, w, maps.device)
     index = (rows * w + cols)[:, None] + cell[None, :]
     return maps.reshape(-1, c).index_select(0, index.reshape(-1)).view(len(rows), 9, 9, c)
 
