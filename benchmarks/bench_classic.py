@@ -1,4 +1,4 @@
-"""Seconds per image of the classic baselines at 640x427 on one CPU core (issue 6).
+"""Seconds per image of the classic baselines at 640x427 on one CPU core.
 
 Run:  python benchmarks/bench_classic.py [--repeat 3] [--methods svd lbp ...]
 

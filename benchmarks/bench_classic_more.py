@@ -1,4 +1,4 @@
-"""Seconds per image of dbdf, jnb, asvb, ksfv at 640x427 on one CPU core (issue 11).
+"""Seconds per image of dbdf, jnb, asvb, ksfv at 640x427 on one CPU core.
 
 Run:  python benchmarks/bench_classic_more.py [--repeat 3] [--methods dbdf jnb asvb ksfv]
 

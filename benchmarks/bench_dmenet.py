@@ -1,4 +1,4 @@
-"""Seconds per image of ``dmenet`` inference at 640x427 (full width), untrained weights (issue 9).
+"""Seconds per image of ``dmenet`` inference at 640x427 (full width), untrained weights.
 
 Run:  python benchmarks/bench_dmenet.py [--repeat 5] [--device cpu|cuda] [--threads N]
       [--width 1.0] [--checkpoint results/models/dmenet/model.pt]

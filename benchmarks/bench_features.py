@@ -1,4 +1,4 @@
-"""DHDE speed (issue 7): hand-crafted features in patches/s, and seconds per 640x427 image.
+"""DHDE speed: hand-crafted features in patches/s, and seconds per 640x427 image.
 
 Run:  python benchmarks/bench_features.py [--patches 20000] [--repeat 3] [--lap-scale 1.0]
 

@@ -1,4 +1,4 @@
-"""Seconds per image of ``zeng`` prediction at 640x457 on one CPU core (issue 10).
+"""Seconds per image of ``zeng`` prediction at 640x457 on one CPU core.
 
 Run:  python benchmarks/bench_zeng.py [--repeat 10] [--checkpoint results/models/zeng/model.pt]
 

@@ -1,4 +1,4 @@
-"""Tests of the classic baselines (issue 6): svd, lbp, hifst, zhuo_sim, ss.
+"""Tests of the classic baselines: svd, lbp, hifst, zhuo_sim, ss.
 
 Each method is checked on a real photograph (scikit-image's ``chelsea``, cropped to an odd
 97x129) whose right part is blurred with a Gaussian of sigma 2.5: the mean blur map over the

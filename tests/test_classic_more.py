@@ -1,4 +1,4 @@
-"""Tests of the other classic rows of DeFusionNet's Table 1 (issue 11): dbdf, jnb, asvb, ksfv.
+"""Tests of the other classic rows of DeFusionNet's Table 1: dbdf, jnb, asvb, ksfv.
 
 Each method runs on a real photograph (scikit-image's ``chelsea``, cropped to an odd 97x129)
 whose right part is blurred with a Gaussian of sigma 2.5; the learned ones are first trained

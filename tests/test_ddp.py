@@ -1,4 +1,4 @@
-"""Issue 12: multi-process training through torchrun (DDP, gloo on the CPU).
+"""Multi-process training through torchrun (DDP, gloo on the CPU).
 
 Two CPU processes train a tiny DeFusionNet (no BatchNorm: its CReLU-free VGG has none, so
 the ranks' batches only meet in the gradient all-reduce) through the shared entry point

@@ -1,4 +1,4 @@
-"""DHDE (Park et al. CVPR'17): network, toy training, filtering and propagation (issue 7)."""
+"""DHDE (Park et al. CVPR'17): network, toy training, filtering and propagation."""
 
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ def test_propagation_spreads_a_constant():
 
 @pytest.mark.parametrize("solver", ["amg", "cg"])
 def test_fast_propagation_matches_direct_solve(solver):
-    # issue 7: the iterative solvers agree with SuperLU within their stated tolerance
+    # the iterative solvers agree with SuperLU within their stated tolerance
     # (LAP_TOL; on the 640x427 benchmark image: 0.0004 px mean, 0.005 px max)
     from skimage import data
 
@@ -179,7 +179,7 @@ def test_classify_matches_network_forward():
 
 
 def test_deep_features_at_pixels_equal_the_patch_forward():
-    # issue 7 speed-up: conv1 + pool shared over the image (27x27) or on a compact 19x19
+    # speed-up: conv1 + pool shared over the image (27x27) or on a compact 19x19
     # input (15x15) gives the f_C of the release's per-patch CNN input, border pixels included
     from skimage import data
 
@@ -234,7 +234,7 @@ def test_prob_joint_bilateral_matches_brute_force():
 
 @pytest.mark.parametrize("window", [7, 27])
 def test_prob_joint_bilateral_edge_gather_matches_opencv(window):
-    # issue 7: the default filter evaluates Eq. 6 only at the mask pixels; it equals the
+    # the default filter evaluates Eq. 6 only at the mask pixels; it equals the
     # whole-image OpenCV filter there to float32 rounding (stated tolerance: 1e-5 relative)
     from skimage import data
 

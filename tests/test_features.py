@@ -1,4 +1,4 @@
-"""Hand-crafted DHDE features and the patch file (issue 7; Park et al. CVPR'17)."""
+"""Hand-crafted DHDE features and the patch file (Park et al. CVPR'17)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 12: the same DAG on a real SLURM cluster (snakemake-executor-plugin-slurm).
+"""The same DAG on a real SLURM cluster (snakemake-executor-plugin-slurm).
 
 ``tests/slurm/cluster.sh`` installs Debian's slurm-wlm and munge when missing, and starts a
 single-node cluster (munged, slurmctld, slurmd; no slurmdbd) whose files live in a temporary

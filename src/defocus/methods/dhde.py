@@ -398,7 +398,7 @@ def prob_joint_bilateral(
 
     ``impl="opencv"``: one OpenCV joint bilateral filter of the whole 3-channel map
     ``[Gc M I_S, Gc M, 0]`` gives numerator and denominator at once (the joint filter's own
-    normalisation cancels in their ratio). ``impl="edges"`` (default, issue 7): the same sums
+    normalisation cancels in their ratio). ``impl="edges"`` (default, the fast path): the same sums
     gathered only at the mask pixels over their masked neighbours (~7x faster on the 640x427
     benchmark image); it equals the OpenCV filter to float32 rounding (~1e-6 relative).
     """
@@ -753,7 +753,7 @@ class DHDE(Method):
         "lap_scale": 1.0,
         # propagation solver: "direct" (SuperLU, exact), "amg" (AMG-preconditioned CG, needs
         # pyamg) or "cg" (geometric-multigrid PCG); the iterative ones stop at the relative
-        # residual lap_tol (speed knobs of this implementation, issue 7; see LAP_TOL)
+        # residual lap_tol (speed knobs of this implementation; see LAP_TOL)
         "lap_solver": "amg",
         "lap_tol": LAP_TOL,
         # joint weighted median after propagation: in the release (jointWMF, rWMF = 5,

@@ -127,7 +127,7 @@ def matting_propagate(
     return resize(x, (h, w))
 
 
-# -- helpers of the learned classic baselines (dbdf, jnb, ksfv; issue 11) ----------------
+# -- helpers of the learned classic baselines (dbdf, jnb, ksfv) --------------------------
 def dense_patches(gray: np.ndarray, window: int, stride: int = 1) -> np.ndarray:
     """Read-only view of the ``window x window`` patch centred on every ``stride``-th pixel.
 
