@@ -48,6 +48,7 @@ from defocus.features.patches import (
     single_scale_features,
 )
 from defocus.methods.base import Method, MethodError, check_image
+from defocus.methods.weighted_median import joint_weighted_median
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -75,7 +76,7 @@ DEEP_DIM = 25
 #: architecture-defining parameters; ``load`` takes them from the checkpoint
 #: patches per CNN forward pass at inference (cache-sized; speed only)
 CNN_CHUNK = 128
-_ARCH_KEYS = ("features", "scales", "relu_logits", "input_scale", "n_labels")
+_ARCH_KEYS = ("features", "scales", "relu_logits", "input_scale", "n_labels", "quantise")
 
 
 def parse_features(spec: str) -> tuple[tuple[int, ...], bool]:
@@ -120,6 +121,12 @@ class DHDENet(nn.Module):
         databases (``dbScale = 255``, ParameterSetting.m).
     n_labels : int
         Number of classes (11, Sec. 5.1).
+    quantise : bool
+        Round the scaled hand-crafted features to uint8 as the release does in its training
+        databases (``WriteToDB.m``: ``uint8(dbScale * features)``) and at inference
+        (``DHDE_defocus_estimation.m``: ``uint8(dbScale * fDCT)`` ...): MATLAB's ``uint8``
+        rounds half away from zero and saturates to 0..255, so values below 0.5 / 255 reach
+        the network as 0.
     """
 
     def __init__(
@@ -129,6 +136,7 @@ class DHDENet(nn.Module):
         relu_logits: bool = True,
         input_scale: float = 255.0,
         n_labels: int = N_LABELS,
+        quantise: bool = True,
     ) -> None:
         super().__init__()
         if not hand and not use_cnn:
@@ -136,6 +144,7 @@ class DHDENet(nn.Module):
         self.hand = tuple(hand)
         self.use_cnn = bool(use_cnn)
         self.input_scale = float(input_scale)
+        self.quantise = bool(quantise)
         idx = [i for b in self.hand for i in range(b * FEATURE_DIM, (b + 1) * FEATURE_DIM)]
         self.register_buffer("hand_index", torch.tensor(idx, dtype=torch.long), persistent=False)
         self.cnn = None
@@ -190,11 +199,19 @@ class DHDENet(nn.Module):
             raise ValueError(f"expected RGB patches (N, 3, 27, 27), got {tuple(rgb.shape)}")
         return self.cnn(rgb.float())
 
+    def hand_input(self, hand: torch.Tensor) -> torch.Tensor:
+        """The classifier's hand-crafted input: the used blocks of (N, 120) features, scaled
+        by ``input_scale`` and, with ``quantise``, rounded as MATLAB's ``uint8``."""
+        x = hand.float().index_select(1, self.hand_index) * self.input_scale
+        if self.quantise:
+            x = torch.floor(x + 0.5).clamp_(0.0, 255.0)
+        return x
+
     def forward(self, hand: torch.Tensor, rgb: torch.Tensor | None) -> torch.Tensor:
         """Logits (N, 11) from hand-crafted features (N, 120) and RGB patches (N, 3, 27, 27)."""
         parts = []
         if self.hand:
-            parts.append(hand.float().index_select(1, self.hand_index) * self.input_scale)
+            parts.append(self.hand_input(hand))
         if self.use_cnn:
             parts.append(self.deep_feature(rgb))
         return self.classifier(torch.cat(parts, dim=1))
@@ -375,7 +392,7 @@ def label_accuracy(pred: np.ndarray, true: np.ndarray, sigmas: np.ndarray, tol: 
 
 
 #: implementations of the Eq. 6 filter (``prob_joint_bilateral(..., impl=...)``)
-JBF_IMPLS = ("edges", "opencv")
+JBF_IMPLS = ("edges", "opencv", "release")
 
 
 def prob_joint_bilateral(
@@ -401,6 +418,12 @@ def prob_joint_bilateral(
     normalisation cancels in their ratio). ``impl="edges"`` (default, the fast path): the same sums
     gathered only at the mask pixels over their masked neighbours (~7x faster on the 640x427
     benchmark image); it equals the OpenCV filter to float32 rounding (~1e-6 relative).
+
+    ``impl="release"``: the window and colour term of the release's ``ProbJBF.m``: the full
+    ``window x window`` square, and ``rgfRoi - rgfRoi(rJBF+1, rJBF+1)`` subtracts the centre's
+    *first* (red) channel from each of the three guide channels (MATLAB's two-subscript
+    indexing of a 3-D array), so each neighbour contributes
+    ``Gs Gc sum_ch exp(-(I_G,ch(p) - I_G,red(x))^2 / (2 sigma_r^2))`` to both sums.
     """
     if sparse.shape != mask.shape or confidence.shape != mask.shape:
         raise ValueError(
@@ -414,6 +437,10 @@ def prob_joint_bilateral(
     mask = np.asarray(mask, bool)
     g = np.asarray(guide, np.float32)
     # OpenCV replaces the filter by a square Gaussian blur when the guide is constant
+    if impl == "release":
+        return _jbf_edges(
+            sparse, confidence, mask, g, window, sigma_s, sigma_r, sigma_c, release=True
+        )
     if impl == "opencv" or float(g.max()) - float(g.min()) < np.finfo(np.float32).eps:
         return _jbf_opencv(sparse, confidence, mask, g, window, sigma_s, sigma_r, sigma_c)
     return _jbf_edges(sparse, confidence, mask, g, window, sigma_s, sigma_r, sigma_c)
@@ -439,13 +466,25 @@ def _jbf_opencv(sparse, confidence, mask, guide, window, sigma_s, sigma_r, sigma
 
 
 def _jbf_edges(
-    sparse, confidence, mask, guide, window, sigma_s, sigma_r, sigma_c, chunk: int = 1024
+    sparse,
+    confidence,
+    mask,
+    guide,
+    window,
+    sigma_s,
+    sigma_r,
+    sigma_c,
+    chunk: int = 1024,
+    release: bool = False,
 ) -> np.ndarray:
     """Eq. 6 at the mask pixels only: for each chunk of mask pixels, the indices of the masked
-    pixels in their disc come from one gather of an index image; the weights of those pairs
-    are summed with ``bincount`` (float64), in a fixed order (deterministic)."""
+    pixels in their window come from one gather of an index image; the weights of those pairs
+    are summed with ``bincount`` (float64), in a fixed order (deterministic). The window is
+    OpenCV's disc with an L1 colour distance, or with ``release`` the release's square and
+    per-channel distance to the centre's red value (see :func:`prob_joint_bilateral`)."""
     h, w = mask.shape
-    # OpenCV: radius = d / 2 (1.5 sigma_s when d <= 0), at least 1
+    # OpenCV: radius = d / 2 (1.5 sigma_s when d <= 0), at least 1; ProbJBF.m: rJBF = 13 for
+    # wJBF = 27
     r = max(int(window) // 2 if int(window) > 0 else round(1.5 * float(sigma_s)), 1)
     ys, xs = np.nonzero(mask)
     n = ys.size
@@ -461,7 +500,8 @@ def _jbf_edges(
     idx = idx.ravel()
     dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
     d2 = dy * dy + dx * dx
-    disc = d2 <= r * r  # OpenCV: offsets with sqrt(dy^2 + dx^2) <= radius
+    # OpenCV: offsets with sqrt(dy^2 + dx^2) <= radius; the release: the whole square
+    disc = np.ones_like(d2, bool) if release else d2 <= r * r
     offs = (dy * wp + dx)[disc]
     ws = np.exp(-d2[disc] / (2.0 * float(sigma_s) ** 2))
     cr = -0.5 / float(sigma_r) ** 2
@@ -472,8 +512,12 @@ def _jbf_edges(
         nb = idx[base[s : s + chunk, None] + offs[None, :]]
         ci, ki = np.nonzero(nb >= 0)
         j = nb[ci, ki]
-        dc = np.abs(g[ci + s] - g[j]).sum(axis=1, dtype=np.float64)
-        wt = ws[ki] * np.exp(cr * dc * dc)
+        if release:
+            dc = g[j].astype(np.float64) - g[ci + s, :1].astype(np.float64)
+            wt = ws[ki] * np.exp(cr * dc * dc).sum(axis=1)
+        else:
+            dc = np.abs(g[ci + s] - g[j]).sum(axis=1, dtype=np.float64)
+            wt = ws[ki] * np.exp(cr * dc * dc)
         k = len(nb)
         den[s : s + k] = np.bincount(ci, wt * wc[j], minlength=k)
         num[s : s + k] = np.bincount(ci, wt * wcs[j], minlength=k)
@@ -719,6 +763,9 @@ class DHDE(Method):
         "canny_sigma": CANNY_SIGMA,  # MATLAB edge(..., 'canny') default sqrt(2)
         # network inputs as the release's uint8 databases: 255 * feature (dbScale = 255)
         "input_scale": 255.0,
+        # round the scaled features to uint8 as the release (WriteToDB.m, training;
+        # DHDE_defocus_estimation.m, inference); false = continuous features (an ablation)
+        "quantise": True,
         "relu_logits": True,  # DHDE_train.prototxt relu3 on fc3
         # solver (DHDE_solver.prototxt): SGD, "inv" lr policy, batch 128 (DHDE_train.prototxt)
         "lr": 1e-4,
@@ -737,6 +784,9 @@ class DHDE(Method):
         "ckpt_every": 10000,  # checkpoint interval of the shared loop (solver snapshots 100000)
         # probability-joint bilateral filter (Eq. 6; ParameterSetting.m rJBF = 13)
         "jbf_window": 27,
+        # Eq. 6's window and colour term: "release" = ProbJBF.m (square, per channel against
+        # the centre's red value); "edges" / "opencv" = OpenCV's disc with an L1 distance
+        "jbf_impl": "release",
         "jbf_sigma_s": 100.0,
         "jbf_sigma_r": 100.0,
         "jbf_sigma_c": 1.0,
@@ -756,14 +806,14 @@ class DHDE(Method):
         # residual lap_tol (speed knobs of this implementation; see LAP_TOL)
         "lap_solver": "amg",
         "lap_tol": LAP_TOL,
-        # joint weighted median after propagation: in the release (jointWMF, rWMF = 5,
-        # sWMFRng = 0.25, iterWMF = 3), not in the paper. Off by default: OpenCV's
-        # ximgproc.weightedMedianFilter is not deterministic (identical float input gave maps
-        # up to 0.12 px apart, one thread), which would make the tables irreproducible; set
-        # wmf_iterations: 3 for the release's behaviour
+        # joint weighted median after propagation, guided by the rolling-guidance image: in
+        # the release (DHDE_defocus_estimation.m: jointWMF(dnsImg, rgfImg, rWMF = 5,
+        # sWMFRng = 0.25, ..., iterWMF = 3, 'exp'), ParameterSetting.m), not in the paper.
+        # Computed exactly and deterministically (defocus.methods.weighted_median);
+        # wmf_iterations: 0 turns it off (an ablation, and ~3x faster prediction)
         "wmf_radius": 5,
         "wmf_sigma": 0.25,
-        "wmf_iterations": 0,
+        "wmf_iterations": 3,
         # binary mask threshold tau = alpha vmax + (1 - alpha) vmin (Eq. 13, Sec. 5.3)
         "alpha": 0.3,
         # patches per forward pass at inference (memory bound, not a paper constant)
@@ -788,7 +838,14 @@ class DHDE(Method):
 
     def build_net(self) -> DHDENet:
         p = self.params
-        return DHDENet(self.hand, self.use_cnn, p["relu_logits"], p["input_scale"], p["n_labels"])
+        return DHDENet(
+            self.hand,
+            self.use_cnn,
+            p["relu_logits"],
+            p["input_scale"],
+            p["n_labels"],
+            bool(p["quantise"]),
+        )
 
     def _inputs(self, data: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(features (N, 120) float32, CNN input (N, 27, 27, 3) uint8) of loaded patches."""
@@ -998,8 +1055,7 @@ class DHDE(Method):
                 parts = []
                 if net.hand:
                     h = torch.from_numpy(np.ascontiguousarray(feats[s : s + bs], np.float32))
-                    h = h.to(self.device).index_select(1, net.hand_index) * net.input_scale
-                    parts.append(h)
+                    parts.append(net.hand_input(h.to(self.device)))
                 if cnn is not None and deep is not None:
                     parts.append(deep[s : s + bs])
                 elif cnn is not None:
@@ -1080,8 +1136,6 @@ class DHDE(Method):
         self, sparse: np.ndarray, conf: np.ndarray, mask: np.ndarray, guide: np.ndarray
     ) -> np.ndarray:
         """Eq. 6 filtering, Eqs. 7-8 propagation and the release's weighted median."""
-        import cv2
-
         p = self.params
         if not mask.any():
             return np.full(mask.shape, self.sigmas[0], np.float32)
@@ -1094,6 +1148,7 @@ class DHDE(Method):
             p["jbf_sigma_s"],
             p["jbf_sigma_r"],
             p["jbf_sigma_c"],
+            impl=str(p["jbf_impl"]),
         )
         dense = matting_propagation(
             jbf,
@@ -1107,15 +1162,13 @@ class DHDE(Method):
             float(p["lap_tol"]),
         )
         if int(p["wmf_iterations"]) > 0:
-            joint = np.clip(np.rint(guide * 255.0), 0, 255).astype(np.uint8)
-            for _ in range(int(p["wmf_iterations"])):
-                dense = cv2.ximgproc.weightedMedianFilter(
-                    joint,
-                    dense,
-                    int(p["wmf_radius"]),
-                    float(p["wmf_sigma"]) * 255.0,  # jointWMF's sigma is in [0, 1] units
-                    cv2.ximgproc.WMF_EXP,
-                )
+            dense = joint_weighted_median(
+                dense,
+                guide,
+                int(p["wmf_radius"]),
+                float(p["wmf_sigma"]),
+                int(p["wmf_iterations"]),
+            )
         return dense.astype(np.float32)
 
     def predict_raw(self, image: np.ndarray) -> np.ndarray:
