@@ -4,20 +4,28 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= 2
-# Pinned: the newest torch/torchvision pair on the package registry this project is built
-# against; a newer pair works too (pyproject.toml only asks for torch>=2.2).
-TORCH := torch==2.14.1 torchvision==0.29.1
+# The environment is requirements/lock.txt: every package at one version and one file (sha256)
+# for CPython 3.11 on Linux x86_64, so two installs made on different days hold the same wheels.
+# `make lock` resolves it again (newest versions pyproject.toml's ranges allow; the
+# torch/torchvision pair stays unless TORCH names another, e.g.
+# make lock TORCH="torch==2.15.0 torchvision==0.30.0").
+LOCK := requirements/lock.txt
+TORCH ?=
 
-.PHONY: venv demo test lint report clean
+.PHONY: venv lock demo test lint report clean
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# The lock's wheels are cp311 manylinux x86_64: name the interpreter before pip does.
+$(VENV)/.installed: $(LOCK) pyproject.toml
+	@$(PY) -c 'import platform as p, sys; ok = sys.version_info[:2] == (3, 11) and p.machine() == "x86_64" and p.system() == "Linux"; sys.exit(0 if ok else "$(LOCK) is for CPython 3.11 on Linux x86_64, not " + p.python_version() + " on " + p.system() + " " + p.machine() + ": run make PY=python3.11 there, or install the ranges (pip install -e .) and set DEFOCUS_ALLOW_DRIFT=1")'
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -r $(LOCK)
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
+
+lock:
+	$(PY) requirements/relock.py $(if $(TORCH),--torch "$(TORCH)")
 
 demo: venv
 	$(BIN)/snakemake --cores $(CORES) all

@@ -8,7 +8,9 @@ README's reproducibility paragraph).
 from __future__ import annotations
 
 import functools
+import json
 import platform
+import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -78,3 +80,74 @@ def git_commit(where: str | None = None) -> str:
 def provenance() -> dict[str, str]:
     """Package versions plus ``git_commit``: what every output records."""
     return {**package_versions(), "git_commit": git_commit()}
+
+
+def provenance_attrs() -> dict[str, str]:
+    """:func:`provenance` as flat file attributes: ``versions_json`` (the whole dict, sorted
+    JSON), ``git_commit``, and one ``version_{name}`` per entry (``version_numpy`` ...)."""
+    prov = provenance()
+    attrs = {"versions_json": json.dumps(prov, sort_keys=True), "git_commit": prov["git_commit"]}
+    attrs.update({f"version_{k}": v for k, v in prov.items() if k != "git_commit"})
+    return attrs
+
+
+# ---------------------------------------------------------------------------------------------
+# The lock: requirements/lock.txt pins every distribution of the environment that makes the
+# published numbers (written by requirements/relock.py). These helpers compare it with what is
+# installed, so that a drifted environment is named instead of silently used.
+
+#: Set to 1 to run the tests in an environment that differs from the lock (another platform,
+#: a library user's own versions); outputs then still record the versions that made them.
+ALLOW_DRIFT_ENV = "DEFOCUS_ALLOW_DRIFT"
+
+#: The lock of a source checkout (absent from an installed wheel).
+LOCK_FILE = Path(__file__).resolve().parents[2] / "requirements" / "lock.txt"
+
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)")
+
+
+def canonical_name(name: str) -> str:
+    """PEP 503 normalised distribution name (``PyYAML`` -> ``pyyaml``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def read_lock(path: str | Path = LOCK_FILE) -> dict[str, str]:
+    """``{canonical name: version}`` of the ``name==version`` lines of a lock file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"lock file not found: {path} (regenerate it with `make lock`)")
+    pins = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip() and not line.lstrip().startswith(("#", "--")):
+            m = _PIN.match(line)
+            if m is None:
+                raise ValueError(f"{path}:{n}: expected 'name==version', got {line.strip()!r}")
+            pins[canonical_name(m.group(1))] = m.group(2)
+    return pins
+
+
+def installed_versions() -> dict[str, str]:
+    """``{canonical name: version}`` of every distribution the running interpreter sees."""
+    out: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:  # a half-removed install can leave a nameless .dist-info behind
+            out.setdefault(canonical_name(name), dist.version)
+    return out
+
+
+def lock_drift(
+    lock: str | Path | dict[str, str] = LOCK_FILE, installed: dict[str, str] | None = None
+) -> list[str]:
+    """One line per locked distribution that is missing or at another version, sorted.
+
+    ``lock`` is a lock file or its :func:`read_lock` dict; ``installed`` defaults to
+    :func:`installed_versions`. An empty list means the environment is the lock's.
+    """
+    pins = lock if isinstance(lock, dict) else read_lock(lock)
+    have = installed_versions() if installed is None else installed
+    return [
+        f"{name}: locked {want}, installed {have.get(name, 'nothing')}"
+        for name, want in sorted(pins.items())
+        if have.get(name) != want
+    ]

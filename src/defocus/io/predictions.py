@@ -7,7 +7,10 @@ Layout (the contract between the predict and evaluate stages):
   its unit is in the dataset attribute ``unit``;
 * ``seconds/{id}``: scalar, wall-clock seconds of ``predict`` for that image;
 * file attributes: ``method``, ``dataset``, ``config_hash``, ``device``, ``seconds_per_image``
-  (mean), ``n_images``, ``created`` (ISO time), ``defocus_version``.
+  (mean), ``n_images``, ``created`` (ISO time), ``defocus_version``, and what made the maps
+  (:func:`defocus.provenance.provenance_attrs`): ``versions_json`` (python, numpy, scipy,
+  opencv, skimage, sklearn, pymatting, pyamg, torch, torchvision, ... and ``git_commit``),
+  ``git_commit`` and one ``version_{name}`` per package (``version_numpy`` ...).
 
 Files are written to a temporary name and renamed on close (see :class:`PredictionWriter`).
 """
@@ -25,6 +28,7 @@ import h5py
 import numpy as np
 
 from defocus import __version__
+from defocus.provenance import provenance_attrs
 
 
 class PredictionError(ValueError):
@@ -62,6 +66,7 @@ class PredictionWriter:
             "config_json": json.dumps(config, sort_keys=True, default=str),
             "device": device,
             "defocus_version": __version__,
+            **provenance_attrs(),
         }
         self.raw_unit = raw_unit
         self._seconds: list[float] = []
