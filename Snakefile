@@ -1,6 +1,10 @@
 # defocus-bench: the whole literature in one DAG. Thin on purpose: the stages live in
 # workflow/rules/*.smk, the logic in the `defocus` package (src/defocus).
-from snakemake.utils import min_version, validate
+import sys
+
+from snakemake.utils import min_version
+
+from defocus.config import ConfigError, validate
 
 min_version("9.0")
 
@@ -8,9 +12,12 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-# Fails at start, with the schema's message, on an unknown method, a negative value or a
-# missing key; fills every default so rules can index config directly.
-validate(config, "config/schema.yaml")
+# Fails at start, with one line `config key X: message`, on an unknown key or method, a
+# negative value or a missing key; fills every default so rules can index config directly.
+try:
+    validate(config, f"{workflow.basedir}/config/schema.yaml")
+except ConfigError as e:
+    sys.exit(str(e))
 
 
 report: "workflow/report/workflow.rst"

@@ -13,16 +13,26 @@ import sys
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from defocus.config import load_config, method_params
+    from defocus.config import DEFAULT_MAX_SIDE, ConfigError, load_config, method_params
     from defocus.methods.base import MethodError
-    from defocus.predict import predict_files
+    from defocus.predict import PredictBatchError, predict_files
 
-    params = {}
-    if args.config:
-        params = method_params(load_config(args.config), args.method)
-    if args.params:
-        params.update(json.loads(args.params))
     try:
+        params = {}
+        max_side = args.max_side
+        if args.config:
+            cfg = load_config(args.config)
+            params = method_params(cfg, args.method)
+            if max_side is None:
+                max_side = cfg["methods"]["max_side"]
+        if args.params:
+            try:
+                extra = json.loads(args.params)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"--params is not valid JSON ({e})") from None
+            if not isinstance(extra, dict):
+                raise ValueError("--params must be a JSON object, e.g. '{\"window\": 9}'")
+            params.update(extra)
         written = predict_files(
             args.method,
             args.images,
@@ -31,9 +41,16 @@ def _predict(args: argparse.Namespace) -> int:
             checkpoint=args.checkpoint,
             device=args.device,
             raw=args.raw,
+            max_side=DEFAULT_MAX_SIDE if max_side is None else max_side,
+            allow_input_folder=args.allow_input_folder,
         )
-    except MethodError as e:
+    except PredictBatchError as e:
+        print(f"wrote {len(e.written)} map(s) to {args.out}")
         print(f"defocus predict: {e}", file=sys.stderr)
+        return 1
+    except (MethodError, ConfigError, ValueError, KeyError, FileNotFoundError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"defocus predict: {msg}", file=sys.stderr)
         return 2
     print(f"wrote {len(written)} map(s) to {args.out}")
     return 0
@@ -91,18 +108,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO)")
     sub = p.add_subparsers(dest="cmd", required=True)
 
+    from defocus.config import DEFAULT_MAX_SIDE
+
     pr = sub.add_parser(
         "predict",
         help="blur maps of your own images (DIR/<stem>.png, 255 = blurred)",
-        description="Run a registered method on images (files or folders; any size; "
-        "RGB, greyscale or RGBA) and write DIR/<stem>.png with 255 = blurred.",
+        description="Run a registered method on images (files or folders; RGB, greyscale or "
+        "RGBA) and write DIR/<stem>.png with 255 = blurred. Inputs sharing a stem, or whose "
+        "map would replace an input, keep their extension: DIR/photo.jpg.png. Hidden files "
+        "(._*, .DS_Store) in folders are skipped; a file that fails is reported at the end "
+        "(exit status 1) and every other map is still written. Large photos: an image whose "
+        f"longer side exceeds --max-side (default {DEFAULT_MAX_SIDE}) is shrunk to it for the "
+        "method and its map resized back, which bounds time and memory (reported per file).",
     )
     pr.add_argument(
         "--method", required=True, help="registered method name, e.g. lbp or ref_gradient"
     )
-    pr.add_argument("--checkpoint", default=None, help="checkpoint of a learned method")
+    pr.add_argument(
+        "--checkpoint",
+        default=None,
+        help="checkpoint of a learned method; its network is built from the parameters the "
+        "checkpoint records (a contradicting --params is an error)",
+    )
     pr.add_argument("--out", required=True, help="output folder")
+    pr.add_argument(
+        "--allow-input-folder",
+        action="store_true",
+        help="allow --out to be a folder that holds inputs (no input is ever written over)",
+    )
     pr.add_argument("--raw", action="store_true", help="also save the physical map as <stem>.npy")
+    pr.add_argument(
+        "--max-side",
+        type=int,
+        default=None,
+        help="longest side (px) a method sees: larger images are shrunk to it, predicted and "
+        "the map resized back; 0 = full resolution (default: methods.max_side of --config, "
+        f"else {DEFAULT_MAX_SIDE})",
+    )
     pr.add_argument(
         "--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: auto"
     )

@@ -16,6 +16,10 @@ import yaml
 #: the repository's schema (the package is installed editable from the repository)
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 
+#: longest image side (px) a method sees in ``predict`` (config ``methods.max_side``, CLI
+#: ``--max-side``); larger images are shrunk for the method and the map resized back
+DEFAULT_MAX_SIDE = 2048
+
 
 class ConfigError(ValueError):
     """The configuration does not match the schema."""
@@ -45,10 +49,37 @@ def validate(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH) -> dict
     validator = _validator_with_defaults(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.path))
     if errors:
-        e = errors[0]
-        where = "/".join(str(p) for p in e.path) or "<top level>"
-        raise ConfigError(f"invalid config at {where}: {e.message}")
+        raise ConfigError(schema_error_message(errors[0]))
     return config
+
+
+def schema_error_message(error: Any) -> str:
+    """One line ``config key X: message`` for a jsonschema ``ValidationError``.
+
+    jsonschema's own text of a failed ``pattern`` or ``enum`` quotes the whole pattern and
+    Snakemake's ``validate`` adds the whole schema; this names the key, the bad value and,
+    from the schema, what is allowed.
+    """
+    where = ".".join(str(p) for p in error.path)
+    kind = error.validator
+    if kind == "additionalProperties":
+        allowed = sorted((error.schema.get("properties") or {}).keys())
+        extra = (
+            sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        )
+        keys = ", ".join(f"{where}.{k}" if where else str(k) for k in extra) or where
+        hint = f"; known keys here: {', '.join(allowed)}" if allowed else ""
+        return f"config key {keys}: unknown key (misspelt?){hint}"
+    if kind == "pattern":
+        what = (error.schema.get("description") or "").strip().split(". ")[0]
+        return f"config key {where}: {error.instance!r} does not match the allowed form" + (
+            f" ({what})" if what else ""
+        )
+    if kind == "enum":
+        return f"config key {where}: {error.instance!r} is not one of {error.validator_value}"
+    if kind == "required":
+        return f"config key {where or '<top level>'}: {error.message}"
+    return f"config key {where or '<top level>'}: {error.message}"
 
 
 def load_config(path: str | os.PathLike) -> dict[str, Any]:
@@ -97,3 +128,173 @@ def evaluation_protocol(evaluation: dict[str, Any], seed: int, dataset: str) -> 
         clip = evaluation["rtf_sigma_clip"]
         protocol.update(continuous_clip=[0.0, clip], continuous_scale=clip, continuous_crop=True)
     return protocol
+
+
+# --------------------------------------------------------------------------------------
+# names and method parameters, checked before any job runs
+# --------------------------------------------------------------------------------------
+
+#: parameter names whose value must be > 0 when their default is (window and patch sides)
+_POSITIVE_NAME = ("window", "stride", "patch", "kernel_size", "block_sizes")
+
+
+def _type_ok(default: Any, value: Any) -> bool:
+    """Whether ``value`` has the type of a method's ``default`` (None accepts anything)."""
+    if default is None:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, str):  # some selectors also take a number (defusionnet output=k)
+        return isinstance(value, (str, int)) and not isinstance(value, bool)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    return True
+
+
+def _type_name(default: Any) -> str:
+    if isinstance(default, bool):
+        return "true/false"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, float):
+        return "a number"
+    if isinstance(default, str):
+        return "a string"
+    if isinstance(default, (list, tuple)):
+        return "a list"
+    return type(default).__name__
+
+
+def method_param_errors(base: str, params: dict[str, Any], where: str) -> list[str]:
+    """Problems of ``params`` for the registered method ``base`` (empty list when fine).
+
+    Checked against the class's declared ``defaults``: unknown names, a value whose type
+    differs from the default's (an integer where a float is declared is fine), a negative
+    value where the default is non-negative (sizes, sigmas, weights, iteration counts; e.g.
+    ``hifst pre_sigma: -1``), and 0 for window / stride / patch sizes. ``where`` prefixes
+    every message (``methods.params.lbp``).
+    """
+    from defocus.methods.registry import method_class
+
+    defaults = method_class(base).defaults
+    errors = []
+    for key, value in params.items():
+        if key not in defaults:
+            errors.append(
+                f"config key {where}.{key}: {base} has no parameter {key!r}; "
+                f"valid: {', '.join(sorted(defaults)) or '(none)'}"
+            )
+            continue
+        default = defaults[key]
+        if not _type_ok(default, value):
+            errors.append(
+                f"config key {where}.{key}: {value!r} should be {_type_name(default)} "
+                f"like the default {default!r}"
+            )
+            continue
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            if default >= 0 and value < 0:
+                errors.append(f"config key {where}.{key}: {value!r} must be >= 0")
+            elif default > 0 and value == 0 and key.endswith(_POSITIVE_NAME):
+                errors.append(f"config key {where}.{key}: {value!r} must be > 0")
+        elif isinstance(default, (list, tuple)) and key.endswith(_POSITIVE_NAME):
+            bad = [v for v in value if not isinstance(v, (int, float)) or v <= 0]
+            if bad:
+                errors.append(f"config key {where}.{key}: {bad!r} must be positive numbers")
+    return errors
+
+
+def config_errors(
+    config: dict[str, Any],
+    datasets: set[str] | list[str],
+    made_folders: tuple[str, ...] = (),
+    test_datasets: set[str] | list[str] | None = None,
+) -> list[str]:
+    """Every problem with the names of a validated config (empty list when fine).
+
+    ``datasets`` are the names a manifest can be made for (registry, SYNDOF renders, demo
+    sets); ``test_datasets`` those that can be scored (default: ``datasets``). Checked: each
+    ``methods.run`` spec (registered name, its ``@key=value`` overrides) and every
+    ``methods.params`` entry (method name, parameters: :func:`method_param_errors`);
+    ``test_sets``; ``training.data`` method and dataset names;
+    ``datasets`` entries (registry names, existing ``root`` folders); and every
+    ``external_methods`` maps folder, which must exist unless it lies under one of
+    ``made_folders`` (folders a rule writes, e.g. ``results/exports/``).
+    """
+    from defocus.methods.registry import available, parse_name
+
+    known_methods = available()
+    datasets = set(datasets)
+    errors: list[str] = []
+    params_cfg = config.get("methods", {}).get("params", {}) or {}
+    for base in params_cfg:
+        if base not in known_methods:
+            errors.append(
+                f"config key methods.params.{base}: no such method; "
+                f"registered: {', '.join(known_methods)}"
+            )
+    checked: set[str] = set()
+    for base, params in params_cfg.items():
+        if base in known_methods:
+            errors += method_param_errors(base, dict(params or {}), f"methods.params.{base}")
+            checked.add(base)
+    for spec in config.get("methods", {}).get("run", []):
+        try:
+            base, overrides = parse_name(spec)
+        except ValueError as e:
+            errors.append(f"config key methods.run: {e}")
+            continue
+        if base not in known_methods:
+            errors.append(f"config key methods.run: {spec!r} names no registered method")
+            continue
+        if overrides:
+            errors += method_param_errors(base, overrides, f"methods.run[{spec}]")
+    scored = datasets if test_datasets is None else set(test_datasets)
+    for name in config.get("test_sets", []):
+        if name not in scored:
+            errors.append(
+                f"config key test_sets: unknown dataset {name!r}; "
+                f"known: {', '.join(sorted(scored))}"
+            )
+    for method, roles in (config.get("training", {}).get("data", {}) or {}).items():
+        if method not in known_methods:
+            errors.append(
+                f"config key training.data.{method}: no such method; "
+                f"registered: {', '.join(known_methods)}"
+            )
+        for role, names in (roles or {}).items():
+            for name in names:
+                if name not in datasets:
+                    errors.append(
+                        f"config key training.data.{method}.{role}: unknown dataset {name!r}; "
+                        f"known: {', '.join(sorted(datasets))}"
+                    )
+    from defocus.datasets.registry import REGISTRY
+
+    for name, entry in (config.get("datasets", {}) or {}).items():
+        if name not in REGISTRY:
+            errors.append(
+                f"config key datasets.{name}: not a registry dataset; known: "
+                f"{', '.join(sorted(REGISTRY))}"
+            )
+        root = (entry or {}).get("root")
+        if root and not Path(root).is_dir():
+            errors.append(f"config key datasets.{name}.root: no such folder {root}")
+    for name, entry in (config.get("external_methods", {}) or {}).items():
+        for dataset, folder in ((entry or {}).get("maps") or {}).items():
+            if dataset not in datasets:
+                errors.append(
+                    f"config key external_methods.{name}.maps.{dataset}: unknown dataset; "
+                    f"known: {', '.join(sorted(datasets))}"
+                )
+            norm = os.path.normpath(str(folder))
+            made = any(norm.startswith(os.path.normpath(m) + os.sep) for m in made_folders)
+            if not made and not Path(norm).is_dir():
+                errors.append(
+                    f"config key external_methods.{name}.maps.{dataset}: no such folder {folder}"
+                )
+    return errors

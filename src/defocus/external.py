@@ -585,7 +585,9 @@ def score(
     """
     from defocus.evaluate.evaluate import evaluate_file
     from defocus.evaluate.tables import table1
+    from defocus.io.manifest import check_gt_classes
 
+    check_gt_classes(manifest_csv, split="test")  # all-sharp GT would score F = 0 silently
     with tempfile.TemporaryDirectory(prefix="defocus-score-") as tmp:
         h5 = Path(tmp) / f"{name}.h5"
         info = import_maps(

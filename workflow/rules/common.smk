@@ -23,17 +23,22 @@ def alternatives(names):
     return "|".join(re.escape(n) for n in names) if names else "(?!x)x"
 
 
-def _check_test_sets():
-    known = set(SYNDOF_SETS) | set(REGISTRY_SETS)
-    unknown = [d for d in TEST_SETS if d not in known]
-    if unknown:
-        raise WorkflowError(
-            f"test_sets names unknown dataset(s) {unknown}; known: registry "
-            f"{REGISTRY_SETS} and syndof {SYNDOF_SETS} (config key `syndof`)"
-        )
+def _check_config():
+    """Every dataset, method, folder and method-parameter name of the config, checked before
+    the DAG is built: one short line per problem, naming the key (defocus.config)."""
+    from defocus.config import config_errors
+
+    errors = config_errors(
+        config,
+        datasets=set(SYNDOF_SETS) | set(REGISTRY_SETS) | set(DEMO_SETS),
+        test_datasets=set(SYNDOF_SETS) | set(REGISTRY_SETS),
+        made_folders=("results/exports",),
+    )
+    if errors:  # the messages alone, without a traceback
+        sys.exit("\n".join(errors))
 
 
-_check_test_sets()
+_check_config()
 
 
 # External methods (issue 13): released result maps, imported by rule import_external.
@@ -98,6 +103,17 @@ def dataset_cfg(name):
     entry.setdefault("sha256", {})
     entry.setdefault("base_url", None)
     return entry
+
+
+def root_fingerprint(wildcards):
+    """Fingerprint (file names, sizes, mtimes) of a user's `datasets.<name>.root` copy, as a
+    param of rule registry_manifest: any added, removed or edited file changes the param, so
+    Snakemake rebuilds the manifest and everything downstream ("" for downloaded copies,
+    whose .fetched.json marker is an input)."""
+    from defocus.io.manifest import folder_fingerprint
+
+    root = dataset_cfg(wildcards.registry_set)["root"]
+    return folder_fingerprint(root) if root else ""
 
 
 def fetch_input(wildcards):

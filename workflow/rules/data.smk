@@ -49,6 +49,7 @@ rule registry_manifest:
     params:
         entry=lambda wc: dataset_cfg(wc.registry_set),
         seed=config["seed"],
+        fingerprint=root_fingerprint,
     script:
         "../scripts/registry_manifest.py"
 

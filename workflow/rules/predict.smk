@@ -34,5 +34,6 @@ rule predict:
         params=lambda wc: method_params(config, wc.method),
         device=config["device"],
         split="test",
+        max_side=config["methods"]["max_side"],
     script:
         "../scripts/predict.py"

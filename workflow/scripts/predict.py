@@ -17,4 +17,5 @@ with rule_log(snakemake.log[0]):  # noqa: F821
         device=sm.params.device,
         checkpoint=sm.input.checkpoint or None,
         dataset=Path(sm.input.manifest).parent.name,
+        max_side=sm.params.max_side,
     )

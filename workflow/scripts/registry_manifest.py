@@ -1,9 +1,15 @@
-"""Rule registry_manifest: normalise a dataset's own layout into the manifest contract."""
+"""Rule registry_manifest: normalise a dataset's own layout into the manifest contract.
+
+A dataset whose GT masks all come out one class (a mask encoding or polarity problem) fails
+here, with the reason on the console as well as in the rule's log.
+"""
 
 import json
+import sys
 from pathlib import Path
 
 from defocus.datasets.readers import build_manifest
+from defocus.io.manifest import ManifestError, check_gt_classes
 from defocus.logs import rule_log
 
 with rule_log(snakemake.log[0]):  # noqa: F821
@@ -14,4 +20,11 @@ with rule_log(snakemake.log[0]):  # noqa: F821
         root = Path(entry["root"])
     else:
         root = Path(json.loads(Path(sm.input.fetched[0]).read_text())["root"])
-    build_manifest(name, root, Path(sm.output.manifest).parent, entry, seed=sm.params.seed)
+    out = Path(sm.output.manifest)
+    build_manifest(name, root, out.parent, entry, seed=sm.params.seed)
+    try:
+        check_gt_classes(out)
+    except ManifestError as e:
+        out.unlink()  # no manifest, so the next run tries again
+        print(f"registry_manifest {name}: {e}", file=sys.__stderr__)
+        raise

@@ -82,14 +82,47 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return to_rgb_uint8(img)
 
 
-def read_gray(path: str | os.PathLike) -> np.ndarray:
-    """Read an image as a single channel array, keeping its dtype (uint8 or uint16).
+#: largest difference (grey levels of 255) between the channels of a colour-stored mask that
+#: is still read as grey: JPEG compression of a black/white mask stays well below it
+MASK_CHANNEL_TOLERANCE = 16
 
-    Colour images that store a mask in three equal channels give their first channel.
+
+def read_gray(path: str | os.PathLike) -> np.ndarray:
+    """Read a mask (GT or result map) as one channel, keeping its dtype (uint8 or uint16).
+
+    The declared rules for how masks are stored:
+
+    * **alpha-only**: an image with an alpha channel whose colour channels are constant and
+      whose alpha varies stores the mask in alpha, which is returned;
+    * **colour**: channels that agree within :data:`MASK_CHANNEL_TOLERANCE` levels (of 255;
+      a grey mask saved as RGB or JPEG) give their mean; other colour images are rejected
+      with :class:`ImageError` (a colour mask has no declared meaning);
+    * **0/1**: an integer mask whose values are only 0 and 1 is scaled to 0 / dtype maximum
+      (255 for uint8), so "1 = white" is not read as black.
     """
     img = _decode(path)
     if img.ndim == 3:
-        img = img[..., 0]
+        c = img.shape[2]
+        colour = img[..., : c - 1] if c in (2, 4) else img
+        if c in (2, 4):
+            alpha = img[..., -1]
+            if colour.min() == colour.max() and alpha.min() != alpha.max():
+                colour = alpha[..., None]
+        if colour.shape[2] > 1:
+            lo = colour.min(axis=2).astype(np.int64)
+            hi = colour.max(axis=2).astype(np.int64)
+            full = 255 if colour.dtype == np.uint8 else np.iinfo(colour.dtype).max
+            spread = int((hi - lo).max()) * 255 // max(full, 1)
+            if spread > MASK_CHANNEL_TOLERANCE:
+                raise ImageError(
+                    f"mask {path} is a colour image (its channels differ by up to {spread} "
+                    f"levels of 255); save it as a greyscale mask (white / black)"
+                )
+            img = np.rint(colour.mean(axis=2)).astype(colour.dtype)
+        else:
+            img = colour[..., 0]
+    if np.issubdtype(img.dtype, np.integer) and img.size and int(img.max()) == 1:
+        img = (img * np.iinfo(img.dtype).max).astype(img.dtype)
     return img
 
 

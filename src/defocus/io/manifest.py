@@ -9,10 +9,12 @@ Empty cells mean "not available" (e.g. no GT for an unlabelled training image).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from defocus.io.atomic import atomic_path
@@ -110,3 +112,61 @@ def read_manifest(
                 f"manifest {path} references {len(missing)} missing file(s), e.g. {missing[:3]}"
             )
     return df
+
+
+def folder_fingerprint(root: str | os.PathLike) -> str:
+    """SHA-256 over the sorted (relative path, size, mtime in ns) of every file under ``root``.
+
+    Hidden files and folders (names starting with ".") are left out, as the readers skip
+    them. Any added, removed, resized or re-saved file changes the value; reading no file
+    content keeps it cheap on large datasets.
+    """
+    root = Path(root)
+    h = hashlib.sha256()
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            p = Path(dirpath) / name
+            try:
+                st = p.stat()
+            except OSError:  # a dangling link: its name still counts
+                entries.append((p.relative_to(root).as_posix(), -1, -1))
+                continue
+            entries.append((p.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
+    for rel, size, mtime in sorted(entries):
+        h.update(f"{rel}\0{size}\0{mtime}\n".encode())
+    return h.hexdigest()
+
+
+def check_gt_classes(path: str | os.PathLike, split: str | None = None) -> float:
+    """Pooled blurred fraction of a manifest's GT masks; fails when they are all one class.
+
+    A dataset whose every GT pixel is sharp (or blurred) cannot be scored: it is what a
+    wrong mask encoding or polarity gives (every score then halves or vanishes), so this
+    raises :class:`ManifestError` naming the manifest, a mask and the fix. Rows without GT
+    are skipped; a manifest without any GT gives ``nan``.
+    """
+    from defocus.io.image import read_gray
+
+    df = read_manifest(path, split=split)
+    paths = [p for p in df["gt"] if p]
+    if not paths:
+        return float("nan")
+    blurred = total = 0
+    for p in paths:
+        m = read_gray(p)
+        half = 127 if m.dtype == np.uint8 else np.iinfo(m.dtype).max // 2
+        blurred += int(np.count_nonzero(m > half))
+        total += m.size
+    frac = blurred / total
+    if frac in (0.0, 1.0):
+        what = "blurred" if frac else "sharp"
+        raise ManifestError(
+            f"every GT mask of {path}{f' (split {split})' if split else ''} is entirely {what} "
+            f"(e.g. {paths[0]}): the masks' encoding or polarity is wrong; check a mask and "
+            "the dataset's polarity (config datasets.<name>.polarity)"
+        )
+    return frac

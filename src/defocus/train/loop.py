@@ -83,8 +83,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict[
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         return torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # a truncated or foreign file
-        raise RuntimeError(f"cannot read checkpoint {path}: {e}") from e
+    except Exception as e:  # a truncated or foreign file: one line naming file and fix
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise RuntimeError(
+            f"cannot read checkpoint {path} ({reason}); it is truncated or not a torch "
+            "checkpoint: delete it and train again (snakemake remakes results/models/...), or "
+            "pass the right file"
+        ) from e
 
 
 @dataclass
