@@ -120,3 +120,86 @@ def test_release_jbf_equals_probjbf_m():
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
     disc = prob_joint_bilateral(sparse, conf, mask, guide, 7, 2.0, 0.2, 0.5, impl="edges")
     assert np.abs(disc - ref).max() > 1e-3  # the OpenCV disc is a different filter
+
+
+def test_matlab_canny_kernels():
+    from defocus.features.canny import gaussian_kernels
+
+    g, dg = gaussian_kernels(np.sqrt(2))
+    assert len(g) == len(dg) == 13  # x = -ceil(4 sqrt 2) .. ceil(4 sqrt 2)
+    assert g.sum() == pytest.approx(1.0) and g[6] == g.max()
+    assert dg[dg > 0].sum() == pytest.approx(1.0) and dg[dg < 0].sum() == pytest.approx(-1.0)
+    # MATLAB gradient: one-sided differences at the two ends, central inside
+    raw = np.exp(-(np.arange(-6, 7) ** 2) / 4.0)
+    raw /= raw.sum()
+    assert np.sign(dg[0]) == np.sign(raw[1] - raw[0]) and dg[6] == pytest.approx(0.0)
+
+
+def _nms_reference(dx, dy, mag, low):
+    """cannyFindLocalMaxima transcribed with MATLAB's column-major linear indices."""
+    m, n = mag.shape
+    f = lambda a: a.ravel(order="F")  # noqa: E731
+    ix, iy, mg = f(dx), f(dy), f(mag)
+    out = np.zeros(m * n, bool)
+    for i in range(m * n):
+        idx = i + 1  # 1-based
+        v = idx % m
+        if v in (0, 1) or idx <= m or idx > (n - 1) * m:
+            continue
+        x, y = ix[i], iy[i]
+        M = lambda j: mg[j - 1]  # noqa: E731
+        if (y <= 0 and x > -y) or (y >= 0 and x < -y):
+            d = abs(y / x)
+            g1 = M(idx + m) * (1 - d) + M(idx + m - 1) * d
+            g2 = M(idx - m) * (1 - d) + M(idx - m + 1) * d
+        elif (x > 0 and -y >= x) or (x < 0 and -y <= x):
+            d = abs(x / y)
+            g1 = M(idx - 1) * (1 - d) + M(idx + m - 1) * d
+            g2 = M(idx + 1) * (1 - d) + M(idx - m + 1) * d
+        elif (x <= 0 and x > y) or (x >= 0 and x < y):
+            d = abs(x / y)
+            g1 = M(idx - 1) * (1 - d) + M(idx - m - 1) * d
+            g2 = M(idx + 1) * (1 - d) + M(idx + m + 1) * d
+        elif (y < 0 and x <= y) or (y > 0 and x >= y):
+            d = abs(y / x)
+            g1 = M(idx - m) * (1 - d) + M(idx - m - 1) * d
+            g2 = M(idx + m) * (1 - d) + M(idx + m + 1) * d
+        else:
+            continue
+        out[i] = mg[i] >= g1 and mg[i] >= g2 and mg[i] > low
+    return out.reshape((m, n), order="F")
+
+
+def test_matlab_canny_non_maximum_suppression_matches_the_transcription():
+    from scipy import ndimage
+
+    from defocus.features.canny import _local_maxima, smooth_gradient
+
+    rng = np.random.default_rng(5)
+    img = ndimage.gaussian_filter(rng.random((23, 27)), 1.5)
+    dx, dy = smooth_gradient(img)
+    mag = np.hypot(dx, dy)
+    mag /= mag.max()
+    np.testing.assert_array_equal(_local_maxima(dx, dy, mag, 0.1), _nms_reference(dx, dy, mag, 0.1))
+
+
+def test_matlab_canny_finds_a_step_once_and_applies_hysteresis():
+    from defocus.features.canny import matlab_canny
+
+    img = np.zeros((30, 40))
+    img[:, 20:] = 1.0
+    # a step between two columns: both have the same magnitude and MATLAB's ">=" keeps both
+    assert np.nonzero(matlab_canny(img, 0.1, 0.5).any(axis=0))[0].tolist() == [19, 20]
+    img[:, 20] = 0.5  # a step centred on column 20: one column
+    e = matlab_canny(img, 0.1, 0.5)
+    assert np.nonzero(e.any(axis=0))[0].tolist() == [20]
+    assert e[1:-1, 20].all() and not e[0].any() and not e[-1].any()  # border excluded
+    # a faint step connected to nothing strong is dropped; joined to a strong one it stays
+    faint = img * 0.2
+    both = np.zeros((30, 80))
+    both[:, 20:40] = 1.0
+    both[:, 60:] = 0.15  # a weak, separate edge
+    e2 = matlab_canny(both, 0.1, 0.5)
+    assert e2[:, 15:45].any() and not e2[:, 55:65].any()
+    assert matlab_canny(faint, 0.1, 0.5).any()  # alone, it is the strongest edge
+    assert not matlab_canny(np.ones((10, 10)), 0.1, 0.5).any()

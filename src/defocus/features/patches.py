@@ -84,21 +84,32 @@ def blur(image: np.ndarray, sigma: float) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
+#: implementations of the relative-threshold Canny (``canny_relative(..., impl=...)``)
+CANNY_IMPLS = ("matlab", "skimage")
+
+
 def canny_relative(
-    v: np.ndarray, low: float, high: float, sigma: float = CANNY_SIGMA
+    v: np.ndarray, low: float, high: float, sigma: float = CANNY_SIGMA, impl: str = "matlab"
 ) -> np.ndarray:
     """Canny edges with thresholds relative to the largest gradient (MATLAB convention).
 
-    MATLAB's ``edge(I, 'canny', [low high])`` divides the gradient magnitude by its maximum
-    before hysteresis; scikit-image's :func:`skimage.feature.canny` takes absolute
-    thresholds, so they are scaled by the maximum of the same Gaussian-smoothed Sobel
-    magnitude scikit-image computes.
+    ``impl="matlab"`` (default): MATLAB's ``edge(I, 'canny', [low high], sigma)`` step by step
+    (:func:`defocus.features.canny.matlab_canny`), as the release calls it.
+    ``impl="skimage"``: :func:`skimage.feature.canny` with its absolute thresholds scaled by
+    the maximum of the same Gaussian-smoothed Sobel magnitude scikit-image computes (an
+    approximation kept for comparison).
     """
+    if impl not in CANNY_IMPLS:
+        raise ValueError(f"Canny impl must be one of {CANNY_IMPLS}, got {impl!r}")
+    if not 0 <= low <= high:
+        raise ValueError(f"Canny thresholds must satisfy 0 <= low <= high, got ({low}, {high})")
+    if impl == "matlab":
+        from defocus.features.canny import matlab_canny
+
+        return matlab_canny(v, low, high, sigma)
     from scipy import ndimage
     from skimage.feature import canny
 
-    if not 0 <= low <= high:
-        raise ValueError(f"Canny thresholds must satisfy 0 <= low <= high, got ({low}, {high})")
     smoothed = ndimage.gaussian_filter(v, sigma, mode="nearest")
     mag = np.hypot(ndimage.sobel(smoothed, axis=0), ndimage.sobel(smoothed, axis=1))
     top = float(mag.max())
@@ -112,6 +123,7 @@ def edge_scales(
     weak: Sequence[float] = CANNY_TEST["weak"],
     strong: Sequence[float] = CANNY_TEST["strong"],
     sigma: float = CANNY_SIGMA,
+    impl: str = "matlab",
 ) -> np.ndarray:
     """Scale map of an RGB uint8 image: -1 no edge, 0 strong edge (small), 1 weak edge (large).
 
@@ -120,8 +132,8 @@ def edge_scales(
     """
     v = value_channel(image)
     out = np.full(v.shape, -1, dtype=np.int8)
-    out[canny_relative(v, weak[0], weak[1], sigma)] = 1
-    out[canny_relative(v, strong[0], strong[1], sigma)] = 0
+    out[canny_relative(v, weak[0], weak[1], sigma, impl)] = 1
+    out[canny_relative(v, strong[0], strong[1], sigma, impl)] = 0
     return out
 
 

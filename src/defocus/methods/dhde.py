@@ -741,6 +741,14 @@ class DHDE(Method):
     features. See the module docstring; every default below cites its source."""
 
     name = "dhde"
+    fidelity = {
+        "implementation": "faithful",
+        "differs": (
+            "the paper and the authors' release; features computed by this package "
+            "(Caffe model runs as dhde@weights=release)"
+        ),
+        "paper_images": 300,
+    }
     learned = True
     has_raw = True
     raw_unit = "px"
@@ -761,6 +769,9 @@ class DHDE(Method):
         "canny_weak": list(CANNY_TEST["weak"]),
         "canny_strong": list(CANNY_TEST["strong"]),
         "canny_sigma": CANNY_SIGMA,  # MATLAB edge(..., 'canny') default sqrt(2)
+        # "matlab": edge(..., 'canny', [low high]) step by step, as EdgeExtractor.m calls it
+        # (defocus.features.canny); "skimage": scikit-image's Canny, rescaled thresholds
+        "canny_impl": "matlab",
         # network inputs as the release's uint8 databases: 255 * feature (dbScale = 255)
         "input_scale": 255.0,
         # round the scaled features to uint8 as the release (WriteToDB.m, training;
@@ -1087,7 +1098,9 @@ class DHDE(Method):
     def edge_pixels(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rows, columns and scales (0 = 15x15, 1 = 27x27) of the edge patches (Sec. 3.1)."""
         p = self.params
-        smap = edge_scales(image, p["canny_weak"], p["canny_strong"], p["canny_sigma"])
+        smap = edge_scales(
+            image, p["canny_weak"], p["canny_strong"], p["canny_sigma"], str(p["canny_impl"])
+        )
         if p["scales"] == "single":
             smap[smap >= 0] = 1
         rows, cols = np.nonzero(smap >= 0)
