@@ -10,13 +10,15 @@ Layout (the contract between the predict and evaluate stages):
   (mean), ``n_images``, ``created`` (ISO time), ``defocus_version``, and what made the maps
   (:func:`defocus.provenance.provenance_attrs`): ``versions_json`` (python, numpy, scipy,
   opencv, skimage, sklearn, pymatting, pyamg, torch, torchvision, ... and ``git_commit``),
-  ``git_commit`` and one ``version_{name}`` per package (``version_numpy`` ...).
+  ``git_commit``, one ``version_{name}`` per package (``version_numpy`` ...) and
+  ``hardware_class`` (the CPU class the kernels ran on, e.g. ``x86_64-v4``).
 
 Files are written to a temporary name and renamed on close (see :class:`PredictionWriter`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -124,15 +126,42 @@ class PredictionWriter:
             self.tmp.unlink()
 
 
+@contextlib.contextmanager
+def open_predictions(path: str | os.PathLike, delete_if_corrupt: bool = False):
+    """Open a prediction file for reading; a truncated or corrupt file raises a one-line
+    :class:`PredictionError` naming it and the fix.
+
+    With ``delete_if_corrupt`` (the workflow's own outputs) the broken file is deleted, so the
+    next ``snakemake`` run remakes it instead of failing on it again.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PredictionError(f"prediction file not found: {path}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        reason = (str(e).splitlines() or ["unreadable"])[0]
+        if delete_if_corrupt:
+            path.unlink()
+            fix = "deleted it: run snakemake again to remake it"
+        else:
+            fix = "delete it and make it again (snakemake remakes results/predictions/...)"
+        raise PredictionError(
+            f"prediction file {path} is truncated or corrupt ({reason}); {fix}"
+        ) from None
+    with f:
+        yield f
+
+
 def read_attrs(path: str | os.PathLike) -> dict[str, Any]:
     """File attributes of a prediction file as a plain dict."""
-    with h5py.File(path, "r") as f:
+    with open_predictions(path) as f:
         return {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
 
 
 def read_map(path: str | os.PathLike, image_id: str, group: str = "maps") -> np.ndarray:
     """One map from a prediction file (``group`` = ``maps`` or ``raw``)."""
-    with h5py.File(path, "r") as f:
+    with open_predictions(path) as f:
         key = f"{group}/{image_id}"
         if key not in f:
             raise PredictionError(f"{path} has no {key}")
@@ -141,7 +170,7 @@ def read_map(path: str | os.PathLike, image_id: str, group: str = "maps") -> np.
 
 def iter_maps(path: str | os.PathLike, ids: list[str], group: str = "maps"):
     """Yield ``(id, map, seconds)`` for ``ids`` in order; missing ids raise PredictionError."""
-    with h5py.File(path, "r") as f:
+    with open_predictions(path) as f:
         missing = [i for i in ids if f"{group}/{i}" not in f]
         if missing:
             raise PredictionError(f"{path} lacks {group} for {len(missing)} id(s): {missing[:5]}")

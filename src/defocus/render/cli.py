@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from defocus.render.physics import MAX_COC_PX, SIGMA_FORMULAS
+from defocus.render.physics import MAX_COC_PX, SIGMA_FORMULAS, check_camera, check_depth
 
 
 def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -80,7 +80,9 @@ def run(args: argparse.Namespace) -> int:
         from defocus.io.depth import read_depth
 
         image = read_image(args.image)
+        check_camera(args.focal_length_mm, args.f_number)
         depth = read_depth(args.depth, calib=args.calib, kind=args.depth_kind)
+        check_depth(depth, f"depth file {args.depth}")
         depth = fill_invalid_nearest(depth)
         overrides = {
             "focal_length_mm": args.focal_length_mm,

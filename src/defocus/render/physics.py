@@ -40,6 +40,46 @@ SIGMA_FORMULAS = ("generator", "paper")
 APERTURE_MODES = ("generator", "paper")
 
 
+#: Accepted f-numbers of a user-given camera (``defocus render --f-number``): no photographic
+#: lens is faster than about f/0.7 (Zeiss Planar 50 mm f/0.7), large-format lenses stop down
+#: to f/64-f/128; values outside are typing errors (f/1e-9 gives a sigma of 3.6e9 px).
+F_NUMBER_RANGE = (0.5, 256.0)
+#: Accepted focal lengths (mm): phone lenses (~2 mm) to super-telephoto (~2000 mm), with room.
+FOCAL_LENGTH_RANGE_MM = (1.0, 5000.0)
+
+
+def check_camera(focal_length_mm: float | None = None, f_number: float | None = None) -> None:
+    """Raise ``ValueError`` naming the value and its accepted range when a user-given focal
+    length or f-number is not that of a real lens (see :data:`F_NUMBER_RANGE`,
+    :data:`FOCAL_LENGTH_RANGE_MM`); ``None`` (sampled) is always accepted."""
+    for name, value, (lo, hi), unit in (
+        ("focal length", focal_length_mm, FOCAL_LENGTH_RANGE_MM, " mm"),
+        ("f-number", f_number, F_NUMBER_RANGE, ""),
+    ):
+        if value is None:
+            continue
+        if not np.isfinite(value) or not lo <= value <= hi:
+            raise ValueError(
+                f"{name} {value!r}{unit} is not that of a real lens; use {lo:g}-{hi:g}{unit}"
+            )
+
+
+def check_depth(depth_m: np.ndarray, source: str = "depth") -> None:
+    """Raise ``ValueError`` naming ``source`` when a depth map has finite values <= 0 or no
+    finite value at all (readers mark unknown pixels ``nan``; those are filled later)."""
+    d = np.asarray(depth_m, dtype=np.float64)
+    finite = np.isfinite(d)
+    if not finite.any():
+        raise ValueError(f"{source} has no finite depth value; depths are metres > 0")
+    bad = finite & (d <= 0)
+    if bad.any():
+        raise ValueError(
+            f"{source} has {int(bad.sum())} pixel(s) with depth <= 0 (minimum "
+            f"{float(d[finite].min()):g}); depths must be > 0 metres (mark unknown pixels NaN, "
+            "scale units with --depth-scale)"
+        )
+
+
 def _check_positive(name: str, value) -> None:
     arr = np.asarray(value, dtype=np.float64)
     if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
