@@ -1,8 +1,10 @@
 """The running environment is the lock's, every prediction file names its versions, and two
 runs of one config in that environment give byte-identical tables."""
 
+import importlib.util
 import json
 import os
+import platform
 import subprocess
 import sys
 
@@ -78,6 +80,21 @@ def test_prediction_file_records_versions_and_commit(tmp_path):
     assert attrs["version_python"] == ".".join(map(str, sys.version_info[:3]))
     for name in ("scipy", "skimage", "sklearn", "pymatting", "pyamg", "torchvision"):
         assert attrs[f"version_{name}"] not in ("", "absent"), name
+    assert attrs["hardware_class"] == prov.hardware_class()
+    assert attrs["hardware_class"].startswith(platform.machine())
+
+
+def test_hardware_class_is_the_x86_level_numpy_detects():
+    from numpy._core._multiarray_umath import __cpu_features__ as features
+
+    cls = prov.hardware_class()
+    if platform.machine() == "x86_64":
+        # x86-64-v4 implies v3 implies v2: the class is the highest level present
+        level = int(cls.rsplit("-v", 1)[1])
+        assert features[f"X86_V{level}"] and not features.get(f"X86_V{level + 1}", False)
+        assert all(features[f"X86_V{k}"] for k in range(2, level))
+    else:
+        assert cls.startswith(platform.machine())
 
 
 def _tiny_run(root, workdir):
@@ -115,3 +132,49 @@ def test_two_runs_give_byte_identical_table1(root, tmp_path):
     )
     assert recorded.pop("git_commit")
     assert recorded == prov.package_versions()
+
+
+def _relock_module(root):
+    spec = importlib.util.spec_from_file_location("relock", root / "requirements" / "relock.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _item(name, version, url, sha=None):
+    info = {"url": url, "archive_info": {"hashes": {"sha256": sha}} if sha else {}}
+    return {"metadata": {"name": name, "version": version}, "download_info": info}
+
+
+def test_relock_writes_sorted_hashed_pins_without_the_project(root, tmp_path):
+    relock = _relock_module(root)
+    report = [
+        _item("PyYAML", "6.0.4", "https://files/PyYAML-6.0.4-cp311-x86_64.whl", "ab12"),
+        _item("defocus_bench", "0.1.0", f"file://{root}"),  # the project: not locked
+        _item("Numpy", "2.4.6", "file:///mirror/numpy-2.4.6-cp311-x86_64.whl", "cd34"),
+    ]
+    text, pins = relock.lock_text(report, ["torch==2.14.1", "torchvision==0.29.1"], "26.3")
+    assert pins == {"numpy": "2.4.6", "pyyaml": "6.0.4"}
+    assert text.index("numpy==2.4.6 \\\n    --hash=sha256:cd34") < text.index("pyyaml==6.0.4")
+    assert "torch==2.14.1 torchvision==0.29.1" in text.splitlines()[1]
+    (tmp_path / "lock.txt").write_text(text)
+    assert prov.read_lock(tmp_path / "lock.txt") == pins
+    # a file pip cannot vouch for (no sha256) stops the relock instead of an unhashed pin
+    with pytest.raises(SystemExit, match="no sha256 for scipy"):
+        relock.lock_text([_item("scipy", "1.17.1", "https://files/scipy.tar.gz")], [], "26.3")
+
+
+def test_relock_rewrites_only_the_marked_pins_of_the_conda_env(root):
+    relock = _relock_module(root)
+    old = (
+        "dependencies:\n  - python=3.11\n  - pip:\n"
+        f"      {relock.BEGIN}\n      - numpy==1.0\n      {relock.END}\n      - -e ..\n"
+    )
+    new = relock.env_yaml_text(old, {"scipy": "1.17.1", "numpy": "2.4.6"})
+    assert new == (
+        "dependencies:\n  - python=3.11\n  - pip:\n"
+        f"      {relock.BEGIN}\n      - numpy==2.4.6\n      - scipy==1.17.1\n"
+        f"      {relock.END}\n      - -e ..\n"
+    )
+    with pytest.raises(SystemExit, match="lacks the lines"):
+        relock.env_yaml_text("dependencies: []\n", {})

@@ -82,12 +82,34 @@ def provenance() -> dict[str, str]:
     return {**package_versions(), "git_commit": git_commit()}
 
 
+def hardware_class() -> str:
+    """The CPU class whose kernels the numeric libraries dispatch to, e.g. ``x86_64-v4``.
+
+    numpy, OpenCV and torch pick SIMD code paths at run time, and a float sum over AVX-512
+    lanes need not equal the same sum over AVX2 lanes, so the same lock gives the same bytes
+    only on the same class. On x86 this is the x86-64 micro-architecture level (v2: SSE4.2,
+    v3: AVX2+FMA, v4: AVX-512) as numpy detects it; elsewhere the machine name (plus ``-sve``
+    on ARM CPUs with SVE).
+    """
+    machine = platform.machine()
+    try:  # numpy's run-time CPU feature table (what numpy.show_runtime() prints)
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:
+        return machine
+    for level in ("X86_V4", "X86_V3", "X86_V2"):
+        if features.get(level):
+            return f"{machine}-v{level[-1]}"
+    return f"{machine}-sve" if features.get("SVE") else machine
+
+
 def provenance_attrs() -> dict[str, str]:
     """:func:`provenance` as flat file attributes: ``versions_json`` (the whole dict, sorted
-    JSON), ``git_commit``, and one ``version_{name}`` per entry (``version_numpy`` ...)."""
+    JSON), ``git_commit``, one ``version_{name}`` per entry (``version_numpy`` ...) and
+    ``hardware_class`` (:func:`hardware_class`)."""
     prov = provenance()
     attrs = {"versions_json": json.dumps(prov, sort_keys=True), "git_commit": prov["git_commit"]}
     attrs.update({f"version_{k}": v for k, v in prov.items() if k != "git_commit"})
+    attrs["hardware_class"] = hardware_class()
     return attrs
 
 
