@@ -138,3 +138,25 @@ def test_local_cuhk_copy_is_scored_without_download(root, tmp_path):
     assert t1.loc["ref_all_blurred", "mae"] == pytest.approx(1 - p, abs=1e-6)
     # gradient energy finds the blurred columns: better than the all-blurred reference
     assert t1.loc["ref_gradient", "f_beta"] > t1.loc["ref_all_blurred", "f_beta"]
+
+    # the local copy is fingerprinted: editing one mask rebuilds the manifest and the table
+    gt = np.zeros((64, 96), np.uint8)
+    gt[:, 80:] = 255  # out_of_focus0037: now 16/96 blurred instead of 64/96
+    write_image(cuhk / "gt" / "out_of_focus0037.png", gt)
+    r = _snakemake(
+        root, "--cores", "2", f"--configfile={cfgfile}", "results/tables/table1.csv", cwd=tmp_path
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "registry_manifest" in r.stdout + r.stderr
+    t1 = pd.read_csv(tmp_path / "results" / "tables" / "table1.csv").set_index("method")
+    p = np.mean([56 / 96, 16 / 96])
+    assert t1.loc["ref_all_blurred", "mae"] == pytest.approx(1 - p, abs=1e-6)
+
+    # masks that all come out one class fail the manifest build, with the reason on the console
+    for name in names:
+        write_image(cuhk / "gt" / f"{name}.png", np.zeros((64, 96), np.uint8))
+    r = _snakemake(
+        root, "--cores", "2", f"--configfile={cfgfile}", "results/tables/table1.csv", cwd=tmp_path
+    )
+    assert r.returncode != 0
+    assert "registry_manifest cuhk: every GT mask" in r.stderr and "entirely sharp" in r.stderr
