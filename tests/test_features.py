@@ -187,3 +187,17 @@ def test_bad_inputs_raise():
         hc.svd_features(np.zeros((2, 15, 15)), 2)
     with pytest.raises(ValueError, match="val_fraction"):
         pt.split_sources(4, 1.0, 0)
+
+
+def test_no_cap_keeps_every_balanced_edge(manifest, tmp_path):
+    # n_per_image=None: min(n_strong, n_weak) locations per scale and image, as the release
+    from defocus.io.image import read_image
+    from defocus.io.manifest import read_manifest
+
+    f = pt.sample_patches(manifest, tmp_path / "all.h5", n_per_image=None, seed=0)
+    expected = 0
+    for path in read_manifest(manifest)["image"]:
+        smap = pt.edge_scales(read_image(path), pt.CANNY_TRAIN["weak"], pt.CANNY_TRAIN["strong"])
+        expected += 2 * min(int(np.sum(smap == 0)), int(np.sum(smap == 1))) * 11
+    with h5py.File(f) as h5:
+        assert h5["label"].shape[0] == expected > 0

@@ -287,7 +287,7 @@ class _Writer:
 def sample_patches(
     manifest_csv: str | os.PathLike,
     out_h5: str | os.PathLike,
-    n_per_image: int,
+    n_per_image: int | None,
     seed: int = 0,
     val_fraction: float = 0.25,
     canny_weak: Sequence[float] = CANNY_TRAIN["weak"],
@@ -306,10 +306,12 @@ def sample_patches(
         Dataset manifest; its ``image`` column names the sharp images.
     out_h5 : path
         The patch file (layout in the module docstring); written atomically.
-    n_per_image : int
+    n_per_image : int or None
         Edge locations per scale and image (fewer when an image has fewer edges of a scale);
         each location yields ``len(sigmas)`` patches, so an image gives up to
-        ``2 * n_per_image * len(sigmas)`` rows.
+        ``2 * n_per_image * len(sigmas)`` rows. ``None``: every balanced edge, as the
+        release (``EdgeExtractor.m`` with ``fBalance`` keeps ``min(n_strong, n_weak)`` per
+        scale, no cap).
     seed : int
         Seeds the choice of locations (per image) and of validation sources.
     val_fraction : float
@@ -336,7 +338,7 @@ def sample_patches(
     from defocus.io.image import read_image
     from defocus.io.manifest import read_manifest
 
-    if int(n_per_image) < 1:
+    if n_per_image is not None and int(n_per_image) < 1:
         raise ValueError(f"n_per_image must be >= 1, got {n_per_image!r}")
     df = read_manifest(manifest_csv, split=split)
     if max_images is not None:
@@ -381,7 +383,7 @@ def sample_patches(
             "val_sources": json.dumps([i for i, s in zip(ids, src_split, strict=True) if s]),
             "split_names": json.dumps(SPLIT_NAMES),
             "seed": int(seed),
-            "n_per_image": int(n_per_image),
+            "n_per_image": -1 if n_per_image is None else int(n_per_image),  # -1: no cap
             "canny_weak": np.asarray(canny_weak, dtype=np.float64),
             "canny_strong": np.asarray(canny_strong, dtype=np.float64),
             "canny_sigma": float(canny_sigma),
