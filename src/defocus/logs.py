@@ -43,15 +43,29 @@ def rule_log(path: str | os.PathLike | None) -> Iterator[logging.Logger]:
 
 
 def set_threads(n: int) -> None:
-    """Limit OpenCV / BLAS / torch threads of this job (Snakemake runs jobs side by side)."""
+    """Limit the BLAS / OpenMP, OpenCV, numba and torch threads of this job to ``n``.
+
+    Snakemake runs jobs side by side, each with its ``threads``; a job that uses one thread
+    per core oversubscribes the machine. Environment variables such as ``OMP_NUM_THREADS``
+    only act when a library loads, and numpy is usually loaded before a script runs (Snakemake
+    imports it), so the loaded BLAS / OpenMP pools are resized at run time with
+    ``threadpoolctl`` (the scikit-learn project's tool for exactly this); the variables are
+    still set for libraries loaded later and for child processes.
+    """
     n = max(1, int(n))
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[var] = str(n)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=n)  # applies to every pool loaded now, until the process ends
     try:
         import cv2
 
         cv2.setNumThreads(n)
     except ImportError:
         pass
+    if "numba" in sys.modules:  # pymatting's solvers; numba refuses more than it started with
+        numba = sys.modules["numba"]
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(n)
