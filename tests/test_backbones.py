@@ -12,7 +12,8 @@ from defocus.methods import backbones
 from defocus.methods.backbones import (
     VGG_MEAN,
     VGG_STD,
-    BackboneWeightsWarning,
+    BackboneWeightsError,
+    imagenet_weights_file,
     vgg_features,
     vgg_normalise,
     vgg_taps,
@@ -104,20 +105,38 @@ def test_imagenet_from_cache(monkeypatch, vgg16_state):
     assert torch.equal(feats[0].weight, vgg16_state["0.weight"])
 
 
-def test_imagenet_unreachable_warns_and_inits_randomly(monkeypatch):
+def test_imagenet_unreachable_stops_with_where_to_put_the_file(monkeypatch, tmp_path):
     def offline(arch):
         raise urllib.error.URLError("Name or service not known")
 
     monkeypatch.setattr(backbones, "_download_imagenet", offline)
-    with pytest.warns(BackboneWeightsWarning, match="RANDOMLY initialised"):
-        feats = vgg_features("vgg16", weights="imagenet")
-    assert isinstance(feats, torch.nn.Sequential) and len(feats) == 31
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(BackboneWeightsError) as info:
+        vgg_features("vgg16", weights="imagenet")
+    msg = str(info.value)
+    # the file torchvision expects, its cache path, the URL and the config keys
+    assert "vgg16-397923af.pth" in msg
+    assert str(tmp_path / "hub" / "checkpoints" / "vgg16-397923af.pth") in msg
+    assert "https://download.pytorch.org/models/vgg16-397923af.pth" in msg
+    assert "vgg_weights" in msg and "pretrained: false" in msg
+    url, name, cached = imagenet_weights_file("vgg19")
+    assert name == "vgg19-dcbb9e9d.pth" and cached.parent.name == "checkpoints"
 
 
-def test_not_pretrained_never_downloads(monkeypatch, recwarn):
+def test_init_records_what_was_loaded(monkeypatch, tmp_path, vgg16_state):
+    assert vgg_features("vgg16", pretrained=False, width=0.25).init == "random"
+    whole = {f"features.{k}": v for k, v in vgg16_state.items()}
+    monkeypatch.setattr(backbones, "_download_imagenet", lambda arch: whole)
+    assert vgg_features("vgg16", weights="imagenet").init == "imagenet"
+    path = tmp_path / "v.pth"
+    torch.save(vgg16_state, path)
+    assert vgg_features("vgg16", weights=str(path)).init == f"file:{path}"
+
+
+def test_not_pretrained_never_downloads(monkeypatch):
     def boom(arch):
         raise AssertionError("must not be called")
 
     monkeypatch.setattr(backbones, "_download_imagenet", boom)
-    vgg_features("vgg19", weights="imagenet", pretrained=False, width=0.25)
-    assert not [w for w in recwarn if issubclass(w.category, BackboneWeightsWarning)]
+    feats = vgg_features("vgg19", weights="imagenet", pretrained=False, width=0.25)
+    assert feats.init == "random"

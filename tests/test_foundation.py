@@ -196,7 +196,8 @@ def test_unknown_method_and_parameter():
 
 def test_minmax_normalise():
     assert minmax_normalise(np.array([1.0, 3.0])).tolist() == [0.0, 1.0]
-    assert minmax_normalise(np.full(3, 7.0)).tolist() == [0.0, 0.0, 0.0]
+    # a constant map is undecided (0.5), not "all in focus" (0)
+    assert minmax_normalise(np.full(3, 7.0)).tolist() == [0.5, 0.5, 0.5]
 
 
 def test_reference_methods_on_half_blurred_photo(photo):

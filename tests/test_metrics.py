@@ -45,7 +45,8 @@ from defocus.evaluate.metrics import (
 #   k 77..229  .9               TP1 FP0 FN1  P 1   R 1/2 F = 1.3*.5/(.3+.5) = 13/16
 #   k 230..255 none             TP0 FP0 FN2  P 0/0=0 R 0 F = 0
 #   max F = 1; MAE = (.1+.2+.7+.1)/4 = .275
-#   adaptive t = 2*mean = 2*.375 = .75 -> {.9}: P 1 R 1/2 -> F 13/16
+#   adaptive, on the in-focus map 1-map = [.1 .8 .7 .9]: t = min(2*.625, 1) = 1 -> no pixel
+#     has 1-map > 1, all four blurred: TP2 FP2 -> P 1/2 R 1 -> F 13/23
 #   fixed .5 -> {.9}: TP1 FP0 FN1 TN2: acc 3/4, IoU 1/2, P 1, R 1/2
 # B (1x4): map [1, .2, .2, 0], GT [0, 1, 1, 0]
 #   q: 255, 51, 51, 0; positives the two .2
@@ -53,7 +54,8 @@ from defocus.evaluate.metrics import (
 #   k 1..51    1 .2 .2          TP2 FP1 FN0  P 2/3 R 1   F 13/18
 #   k 52..255  1                TP0 FP1 FN2  P 0   R 0   F 0
 #   max F = 13/18; MAE = (1+.8+.8+0)/4 = .65
-#   adaptive t = 2*.35 = .7 -> {1}: TP0 -> F 0
+#   adaptive, 1-map = [0 .8 .8 1]: t = min(2*.65, 1) = 1 -> no pixel has 1-map > 1: all
+#     blurred: TP2 FP2 FN0 -> P 1/2 R 1 -> F 13/23
 #   fixed .5 -> {1}: TP0 FP1 FN2 TN1: acc 1/4, IoU 0, P 0, R 0
 # --------------------------------------------------------------------------------------
 MAP_A = np.array([[0.9, 0.2], [0.3, 0.1]], np.float32)
@@ -103,8 +105,9 @@ def test_per_image_hand_values():
     assert list(per_image["id"]) == ["A", "B"]
     assert a.f_max == pytest.approx(1.0) and b.f_max == pytest.approx(13 / 18)
     assert a.mae == pytest.approx(0.275) and b.mae == pytest.approx(0.65)
-    assert a.f_adaptive == pytest.approx(13 / 16) and b.f_adaptive == 0.0
-    assert a.threshold_adaptive == pytest.approx(0.75)
+    assert a.f_adaptive == pytest.approx(13 / 23) and b.f_adaptive == pytest.approx(13 / 23)
+    assert a.threshold_adaptive == pytest.approx(1.0)
+    assert not a.no_evidence and not b.no_evidence
     assert (a.accuracy, a.iou, a.precision, a.recall) == pytest.approx((0.75, 0.5, 1.0, 0.5))
     assert (b.accuracy, b.iou, b.precision, b.recall) == pytest.approx((0.25, 0.0, 0.0, 0.0))
     assert (a.tp, a.fp, a.fn, a.tn) == (1, 0, 1, 2)
@@ -149,12 +152,50 @@ def test_summary_hand_values():
     mean_f = sum(w * f for w, f in zip(widths, F_IMAGE, strict=True)) / 256
     assert s["f_beta"] == pytest.approx(13 / 18)
     assert s["f_beta_mean"] == pytest.approx(mean_f)
-    assert s["f_beta_adaptive"] == pytest.approx((13 / 16 + 0) / 2)
+    assert s["f_beta_adaptive"] == pytest.approx(13 / 23)
     assert s["mae"] == pytest.approx((0.275 + 0.65) / 2)
     assert s["accuracy"] == pytest.approx(0.5) and s["iou"] == pytest.approx(0.25)
     # pooled fixed-threshold counts: TP 1, FP 1, FN 3, TN 3 -> acc 4/8, IoU 1/5
     sp = _evaluator(averaging="pooled").summary()
     assert sp["accuracy"] == pytest.approx(0.5) and sp["iou"] == pytest.approx(0.2)
+
+
+def test_adaptive_f_known_answer_either_positive_class():
+    # 8 pixels, 6 blurred (map .9) and 2 sharp (map .1), a perfect but mostly-blurred map.
+    # In-focus map 1-map: six .1, two .9; mean = (6*.1 + 2*.9)/8 = .3; t = .6 -> the two .9
+    # pixels are in focus, the six others blurred: the GT exactly, F = 1 for either class.
+    # (Thresholding the blur map itself at min(2*mean(map), 1) = min(2*.7, 1) = 1 marked no
+    # pixel blurred: F 0, the bug this definition removes.)
+    m = np.array([[0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.1, 0.1]], np.float32)
+    gt = m > 0.5
+    for positive in ("blurred", "sharp"):
+        ev = BinaryEvaluator(positive=positive)
+        ev.step("x", m, gt)
+        row = ev.results()[0].iloc[0]
+        assert row.threshold_adaptive == pytest.approx(0.6)
+        assert row.f_adaptive == pytest.approx(1.0)
+        assert row.f_max == pytest.approx(1.0)
+    # one sharp pixel labelled blurred: in-focus map [.1]*6 + [.9, .3]; mean = 1.8/8 = .225,
+    # t = .45 -> in focus {.9}; blurred-positive: TP 6 FP 1 FN 0 -> P 6/7 R 1
+    # -> F = 1.3 * 6/7 / (.3 * 6/7 + 1) = 7.8/8.8 = 39/44
+    m2 = m.copy()
+    m2[0, 7] = 0.7
+    ev = BinaryEvaluator()
+    ev.step("y", m2, gt)
+    assert ev.results()[0].iloc[0].f_adaptive == pytest.approx(39 / 44)
+    # the all-blurred map (in-focus map 0, t = 0: no pixel has 1-map > 0) stays all blurred:
+    # its adaptive F equals its F at every threshold, P = blurred fraction 6/8, R = 1
+    ev = BinaryEvaluator()
+    ev.step("all", np.ones_like(m), gt)
+    p_ = 6 / 8
+    assert ev.results()[0].iloc[0].f_adaptive == pytest.approx(1.3 * p_ / (0.3 * p_ + 1))
+
+
+def test_constant_map_is_flagged_no_evidence():
+    ev = BinaryEvaluator()
+    ev.step("flat", np.full((2, 2), 0.5, np.float32), np.array([[1, 0], [1, 1]], bool))
+    ev.step("ramp", np.array([[0.2, 0.4], [0.6, 0.8]], np.float32), np.eye(2, dtype=bool))
+    assert ev.results()[0]["no_evidence"].tolist() == [True, False]
 
 
 def test_results_curves_keys():
@@ -258,11 +299,27 @@ def test_positive_sharp_equals_flipped_inputs():
         flipped.step(str(i), np.float32(1) - m, ~g)
     df_s, c_s = sharp.results()
     df_f, c_f = flipped.results()
-    # fraction_blurred_gt describes the GT before the flip, so it differs by design
-    cols = [c for c in df_s.columns if c != "fraction_blurred_gt"]
+    # fraction_blurred_gt describes the GT before the flip, so it differs by design; the
+    # adaptive binarisation is always made on the in-focus map, so it does not flip either
+    adaptive = {"fraction_blurred_gt", "f_adaptive", "threshold_adaptive"}
+    cols = [c for c in df_s.columns if c not in adaptive]
     assert df_s[cols].equals(df_f[cols])
     for k in ("precision", "recall", "f", "tp", "fp", "fn"):
         np.testing.assert_array_equal(c_s[k], c_f[k])
+    # the same pixels are called in focus whichever class is positive: the threshold is the
+    # same, and with positive = sharp the in-focus map is the map the class is scored on
+    blurred = BinaryEvaluator(positive="blurred")
+    for i, (m, g) in enumerate(zip(maps, gts, strict=True)):
+        blurred.step(str(i), m, g)
+    df_b, _ = blurred.results()
+    np.testing.assert_allclose(df_s["threshold_adaptive"], df_b["threshold_adaptive"])
+    for i, (m, g) in enumerate(zip(maps, gts, strict=True)):
+        t = df_s["threshold_adaptive"][i]
+        pred_sharp = (1.0 - m.astype(np.float64)) > t
+        tp = np.count_nonzero(pred_sharp & ~g)
+        p_, r_ = tp / max(pred_sharp.sum(), 1), tp / max((~g).sum(), 1)
+        f_ = 1.3 * p_ * r_ / (0.3 * p_ + r_) if p_ + r_ else 0.0
+        assert df_s["f_adaptive"][i] == pytest.approx(f_)
     np.testing.assert_allclose(df_s["fraction_blurred_gt"], 1 - df_f["fraction_blurred_gt"])
 
 

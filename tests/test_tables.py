@@ -202,7 +202,18 @@ def test_table1_sorting_and_reference():
 
 def test_runtime_and_ablation_tables():
     rt = runtime_table(SUMMARIES)
-    assert list(rt.columns) == ["method", "dataset", "seconds_per_image", "device", "image_size"]
+    assert list(rt.columns) == [
+        "method",
+        "dataset",
+        "seconds_per_image",
+        "device",
+        "image_size",
+        "implementation",
+        "weights",
+        "backbone_init",
+        "training",
+        "faithful_at_paper_scale",
+    ]
     ab = ablation_table(SUMMARIES, "lbp")
     assert ab.method.tolist() == ["lbp", "lbp@patch=11", "lbp@patch=21,levels=2", "lbp"]
     assert ab["patch"].tolist() == ["", "11", "21", ""]
@@ -215,14 +226,18 @@ def test_runtime_and_ablation_tables():
 
 def test_write_table_three_formats(tmp_path):
     t = table1(SUMMARIES)
-    paths = write_table(t, tmp_path / "tables" / "table1", "Table 1: F_beta and MAE.")
+    paths = write_table(
+        t, tmp_path / "tables" / "table1", "Table 1: F_beta and MAE.", PROTOCOL_TEXT
+    )
     assert [p.suffix for p in paths] == [".csv", ".md", ".tex"]
     assert all(p.stat().st_size > 0 for p in paths)
     back = pd.read_csv(paths[0])
     assert back["f_beta"].tolist() == pytest.approx(t["f_beta"].tolist())
     md = paths[1].read_text()
     assert PROTOCOL_TEXT in md and "| ref\\_all\\_blurred" not in md
-    assert "| ref_all_blurred | cuhk | 10 | 0.750 |" in md
+    # no provenance in these summaries: every row is marked (dagger) and the legend says why
+    assert "| ref_all_blurred\u2020 | cuhk | 10 | 0.750 |" in md
+    assert "\u2020 not a faithful implementation at the paper's scale" in md
     tex = paths[2].read_text()
     assert "\\begin{table}" in tex and "\\caption{" in tex and "ref\\_all\\_blurred" in tex
     assert "\\toprule" in tex and "beta2" in tex
@@ -233,6 +248,7 @@ def test_tables_readme(tmp_path):
     write_tables_readme(
         path,
         [("table1.csv", "DeFusionNet (CVPR'19) Table 1", "F and MAE on CUHK and DUT")],
+        PROTOCOL_TEXT,
     )
     text = path.read_text()
     assert "| table1.csv | DeFusionNet (CVPR'19) Table 1 |" in text

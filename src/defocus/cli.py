@@ -90,7 +90,8 @@ def _methods(args: argparse.Namespace) -> int:
             print(f"{name:18s} (unavailable: {e})")
             continue
         kind = "reference" if cls.reference else ("learned" if cls.learned else "classic")
-        print(f"{name:18s} {kind:9s} {cls.citation}")
+        print(f"{name:18s} {kind:9s} {cls.fidelity.implementation:14s} {cls.citation}")
+        print(f"{'':18s} differs from the paper: {cls.fidelity.differs or 'nothing stated'}")
     return 0
 
 

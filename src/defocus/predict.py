@@ -22,6 +22,7 @@ extension in its name: ``OUT/photo.jpg.png``. A folder that holds inputs is refu
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -33,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from defocus.config import DEFAULT_MAX_SIDE
+from defocus.evaluate.metrics import is_constant
 from defocus.io.image import ImageError, map_to_uint8, read_image, write_image
 from defocus.io.manifest import read_manifest
 from defocus.io.predictions import PredictionWriter
@@ -204,8 +206,15 @@ def predict_manifest(
                 resized.append(row.id)
                 log.info("%s: %dx%d shrunk to max_side %d", row.id, *image.shape[1::-1], max_side)
             blur, raw, seconds = run_one(method, image, max_side)
+            if is_constant(blur) and not method.reference:
+                log.warning(
+                    "%s found no evidence on %s (%s): constant map", spec, row.id, row.image
+                )
             w.add(row.id, blur, seconds, raw=raw)
         w.attrs["max_side"] = int(max_side)
+        # what the row is and what was loaded (implementation, weights, backbone_init, ...)
+        prov = method.provenance(checkpoint)
+        w.attrs.update({"provenance_json": json.dumps(prov), **prov})
         w.attrs["resized_ids"] = ",".join(map(str, resized))
     log.info("wrote %s (%d images, %d shrunk)", out_h5, len(rows), len(resized))
     return Path(out_h5)

@@ -1,4 +1,16 @@
 # Stage 6a: per-image metrics and curves under the declared protocol (config `evaluation`).
+from defocus.config import evaluation_protocol
+from defocus.evaluate.metrics import describe_protocol
+
+# methods with ablation variants (name@key=value): one table_ablation_<base> each
+ABLATION_BASES = sorted({m.partition("@")[0] for m in METHODS if "@" in m})
+
+
+def run_protocol_text():
+    """The configured protocol in words, for the report captions (the tables' own captions
+    are rendered from the protocol their summaries record)."""
+    proto = evaluation_protocol(config["evaluation"], config["seed"], TEST_SETS[0])
+    return describe_protocol(**proto)
 
 
 rule evaluate:
@@ -31,21 +43,44 @@ rule evaluate:
 
 
 rule tables:
-    """table1 (DeFusionNet Table 1 layout), runtime table, ablations; CSV, Markdown, LaTeX."""
+    """table1 (DeFusionNet Table 1 layout), runtime and continuous-GT tables and the tables'
+    README; each table as CSV, Markdown, LaTeX and a JSON sidecar."""
     input:
         summaries=summaries(),
+        # the README lists the ablation tables: they are made first
+        ablations=expand(
+            "results/tables/table_ablation_{base}.csv", base=ABLATION_BASES
+        ),
     output:
         table1=report(
             "results/tables/table1.csv",
             caption="../report/table1.rst",
             category="Tables",
         ),
+        table1_md="results/tables/table1.md",
+        table1_tex="results/tables/table1.tex",
+        table1_json="results/tables/table1.json",
         runtime=report(
             "results/tables/table_runtime.csv",
             caption="../report/runtime.rst",
             category="Tables",
         ),
-        readme="results/tables/README.md",
+        runtime_md="results/tables/table_runtime.md",
+        runtime_tex="results/tables/table_runtime.tex",
+        runtime_json="results/tables/table_runtime.json",
+        continuous=report(
+            "results/tables/table_continuous.csv",
+            caption="../report/continuous.rst",
+            category="Tables",
+        ),
+        continuous_md="results/tables/table_continuous.md",
+        continuous_tex="results/tables/table_continuous.tex",
+        continuous_json="results/tables/table_continuous.json",
+        readme=report(
+            "results/tables/README.md",
+            caption="../report/tables_readme.rst",
+            category="Tables",
+        ),
     log:
         "logs/evaluate/tables.log",
     conda:
@@ -58,8 +93,43 @@ rule tables:
         * lookup(dpath="resources/tables/runtime", within=config, default=30),
         cpus_per_task=lambda wc, threads: threads,
     params:
-        protocol=config["evaluation"],
-        methods=METHODS,
+        protocol_text=lambda wc: run_protocol_text(),
+        rtf_sigma_clip=config["evaluation"]["rtf_sigma_clip"],
+        ablation_bases=ABLATION_BASES,
         extra_tables=extra_tables(),
     script:
         "../scripts/tables.py"
+
+
+rule ablation_table:
+    """One method's ablation variants (base@key=value) side by side."""
+    input:
+        summaries=lambda wc: summaries(
+            methods=[m for m in METHODS if m.partition("@")[0] == wc.base]
+        ),
+    output:
+        csv=report(
+            "results/tables/table_ablation_{base}.csv",
+            caption="../report/ablation.rst",
+            category="Tables",
+        ),
+        md="results/tables/table_ablation_{base}.md",
+        tex="results/tables/table_ablation_{base}.tex",
+        json="results/tables/table_ablation_{base}.json",
+    log:
+        "logs/evaluate/table_ablation_{base}.log",
+    wildcard_constraints:
+        base=alternatives(ABLATION_BASES),
+    conda:
+        "../../envs/defocus.yaml"
+    threads: lookup(dpath="resources/tables/cpus_per_task", within=config, default=1)
+    resources:
+        mem_mb=lambda wc, attempt: attempt
+        * lookup(dpath="resources/tables/mem_mb", within=config, default=4000),
+        runtime=lambda wc, attempt: attempt
+        * lookup(dpath="resources/tables/runtime", within=config, default=30),
+        cpus_per_task=lambda wc, threads: threads,
+    params:
+        protocol_text=lambda wc: run_protocol_text(),
+    script:
+        "../scripts/ablation_table.py"

@@ -12,6 +12,7 @@ summary JSON.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -29,6 +30,19 @@ from defocus.io.image import read_gray
 from defocus.io.manifest import read_manifest
 from defocus.io.predictions import PredictionError
 
+log = logging.getLogger(__name__)
+
+#: provenance of released maps scored by :mod:`defocus.external`
+EXTERNAL_PROVENANCE: dict[str, Any] = {
+    "implementation": "external",
+    "weights": "external maps",
+    "backbone_init": "n/a",
+    "training": "n/a",
+    "paper_scale": True,
+    "faithful": False,
+    "differs": "released result maps of the authors, scored here; no code run here",
+}
+
 #: the declared default protocol; every key may be overridden by ``protocol=``
 DEFAULT_PROTOCOL: dict[str, Any] = {
     "beta2": 0.3,  # Achanta et al. CVPR 2009
@@ -36,7 +50,7 @@ DEFAULT_PROTOCOL: dict[str, Any] = {
     "averaging": "image",  # image | image_maxf | pooled
     "positive": "blurred",  # blurred | sharp
     "fixed_threshold": 0.5,  # accuracy / IoU threshold
-    "adaptive_factor": 2.0,  # adaptive threshold = min(2 mean(map), 1)
+    "adaptive_factor": 2.0,  # adaptive threshold min(2 mean(1 - map), 1) on the in-focus map
     "n_bootstrap": 1000,  # resamples for the 95% CIs
     "seed": 0,  # np.random.default_rng(seed) of the bootstrap
     "ci_level": 0.95,
@@ -55,6 +69,29 @@ def resolve_protocol(protocol: dict[str, Any] | None) -> dict[str, Any]:
             f"unknown protocol key(s) {unknown}; valid keys: {sorted(DEFAULT_PROTOCOL)}"
         )
     return {**DEFAULT_PROTOCOL, **protocol}
+
+
+def row_provenance(attrs: dict[str, Any], method: str) -> dict[str, Any]:
+    """What a prediction file's row is (:meth:`defocus.methods.base.Method.provenance`).
+
+    Read from the file's ``provenance_json`` attribute (written by the predict stage); for
+    released maps (device ``external``) :data:`EXTERNAL_PROVENANCE`; for an older file
+    without the attribute, rebuilt from its ``config_json`` (method spec, parameters and
+    checkpoint) and the method class.
+    """
+    if str(attrs.get("device", "")) == "external":
+        return dict(EXTERNAL_PROVENANCE)
+    if "provenance_json" in attrs:
+        return json.loads(str(attrs["provenance_json"]))
+    from defocus.methods.registry import get_method
+
+    cfg = json.loads(str(attrs.get("config_json", "null")) or "null") or {}
+    spec = str(cfg.get("method") or method)
+    try:
+        m = get_method(spec, cfg.get("params") or {})
+    except KeyError:  # a name the registry does not know: nothing can be said of it
+        return {k: "unknown" for k in ("implementation", "weights", "backbone_init", "training")}
+    return m.provenance(cfg.get("checkpoint") or None)
 
 
 def _image_size_text(heights: pd.Series, widths: pd.Series) -> str:
@@ -94,8 +131,8 @@ def evaluate_file(
     summary : dict
         ``method, dataset, split, n_images, f_beta, f_beta_ci_low, f_beta_ci_high,
         f_beta_mean, f_beta_adaptive, mae, mae_ci_low, mae_ci_high, accuracy, iou,
-        seconds_per_image, device, external, subset, n_missing, image_size, image_sizes,
-        protocol, protocol_text`` and,
+        seconds_per_image, device, external, subset, n_missing, n_no_evidence, image_size,
+        image_sizes, provenance, protocol, protocol_text`` and,
         with continuous GT, ``defocus_mse, defocus_mae, n_images_continuous``.
 
     Raises
@@ -165,6 +202,18 @@ def evaluate_file(
 
     per_image, curves = ev.results()
     per_image["seconds"] = seconds
+    method_name = str(attrs.get("method", pred_h5.parent.name))
+    provenance = row_provenance(attrs, method_name)
+    no_evidence = per_image["id"][per_image["no_evidence"]].tolist()
+    # a reference row may be constant by definition (every pixel blurred): no warning
+    for image_id in no_evidence if provenance.get("implementation") != "reference" else []:
+        log.warning(
+            "%s: the map of %s in %s is constant: the method found no evidence on this image "
+            "(scored as undecided; per-image column no_evidence)",
+            method_name,
+            image_id,
+            pred_h5,
+        )
     if cont_rows:
         per_image["defocus_mse"] = [cont_rows.get(i, {}).get("mse", math.nan) for i in ev.ids]
         per_image["defocus_mae"] = [cont_rows.get(i, {}).get("mae", math.nan) for i in ev.ids]
@@ -176,7 +225,7 @@ def evaluate_file(
     scalars = ev.summary()
     finite_sec = [s for s in seconds if math.isfinite(s)]
     summary: dict[str, Any] = {
-        "method": str(attrs.get("method", pred_h5.parent.name)),
+        "method": method_name,
         "dataset": str(attrs.get("dataset", pred_h5.stem)),
         "split": split,
         "n_images": len(ev),
@@ -201,6 +250,8 @@ def evaluate_file(
         "external": str(attrs.get("device", "")) == "external",
         "subset": subset,
         "n_missing": int(attrs.get("n_missing", 0)),
+        "n_no_evidence": len(no_evidence),
+        "provenance": provenance,
         "image_size": _image_size_text(per_image["height"], per_image["width"]),
         "image_sizes": json.loads(attrs["image_sizes"]) if "image_sizes" in attrs else None,
         "config_hash": str(attrs.get("config_hash", "")),

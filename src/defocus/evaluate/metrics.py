@@ -10,10 +10,28 @@ The declared default protocol (:data:`PROTOCOL_TEXT`, quoted in every table capt
 * P and R are averaged over images and ``F_k = (1+beta2) P R / (beta2 P + R)`` (0 where
   both are 0), ``beta2 = 0.3`` (Achanta et al., CVPR 2009; the value used by DeFusionNet,
   Tang et al. CVPR 2019, and the SOD literature);
-* ``f_beta`` = max_k F_k; ``f_beta_mean`` = mean_k F_k; ``f_beta_adaptive``: per image the
-  threshold ``t = min(2 mean(map), 1)`` (Achanta et al. 2009) and the mean over images of
-  the per-image F at that threshold; ``mae`` = mean over images of per-image mean
-  ``|map - GT|``.
+* ``f_beta`` = max_k F_k; ``f_beta_mean`` = mean_k F_k; ``f_beta_adaptive``: the mean over
+  images of the per-image F of the positive class after the adaptive binarisation below;
+  ``mae`` = mean over images of per-image mean ``|map - GT|``;
+* a map that is constant over an image (max - min <= 1e-6) carries no evidence: every
+  threshold labels all of its pixels alike. The per-image column ``no_evidence`` flags it.
+
+Adaptive threshold
+------------------
+Achanta et al. (CVPR 2009, Sec. 4) binarise a saliency map S at ``T = 2 mean(S)``; the SOD
+toolkits clip it at 1 (``min(2 mean(S), 1)``, PySODMetrics ``Fmeasure``). Their maps are
+bright on a small foreground. DBD benchmarks reuse that code on maps whose bright class is
+the in-focus object (DUT-DBD marks it white, Zhao et al. CVPR 2018; the BTBNet and
+DeFusionNet comparisons score with the SOD measures). Applied to a blur map instead, whose
+bright class (blurred) covers most of a CUHK image, ``2 mean(map)`` exceeds 1 and only
+pixels at exactly 1 survive: F ~ 0 for any method. So the threshold here is always taken on
+the saliency-style map, the in-focus map ``s = 1 - map``: a pixel is predicted in focus when
+``s > t``, ``t = min(adaptive_factor * mean(s), 1)``, and blurred otherwise, i.e. blurred
+when ``map >= 1 - t`` (ties go to the blurred class, as ``map >= t_k`` in the sweep, so a
+constant map keeps its own label: the all-blurred map stays all blurred). That one
+binarisation serves either positive class: with ``positive = sharp`` it is Achanta's rule
+on the positive class's own map, with ``positive = blurred`` the blurred class is its
+complement. ``threshold_adaptive`` in the per-image CSV is ``t`` on the in-focus map.
 
 Named options: averaging ``image`` (default, as above), ``image_maxf`` (mean of per-image
 max-F), ``pooled`` (TP/FP/FN pooled over the dataset); positive class ``blurred``
@@ -44,6 +62,8 @@ References
 ----------
 Achanta, Hemami, Estrada, Suesstrunk, "Frequency-tuned salient region detection",
 CVPR 2009 (beta2 = 0.3, adaptive threshold 2 x mean saliency).
+Zhao, Zhao, Wang, Lu, "Defocus blur detection via multi-stream bottom-top-bottom fully
+convolutional network", CVPR 2018 (DUT-DBD, in-focus = white; SOD measures).
 Tang, Zhu, Liu, Wang, "DeFusionNET: Defocus blur detection via recurrently fusing and
 refining multi-scale deep features", CVPR 2019 (F-measure and MAE on CUHK and DUT).
 """
@@ -86,8 +106,10 @@ def describe_protocol(
         f"(1 = blurred).{flip} For t_k = k/{n - 1}, k = 0..{n - 1}, prediction = map >= t_k; "
         "per image P = TP/(TP+FP), R = TP/(TP+FN) (0/0 = 0); "
         f"{_AVERAGING_TEXT[averaging]}; beta2 = {beta2:g}; F_mean = mean_k F_k; "
-        f"F_adaptive: per-image threshold min({adaptive_factor:g} mean(map), 1), F averaged "
-        "over images; MAE = mean over images of mean |map - GT|; accuracy and IoU at "
+        "F_adaptive: per image, pixels with 1-map > "
+        f"min({adaptive_factor:g} mean(1-map), 1) are in focus, the rest blurred (Achanta et "
+        "al. 2009 on the in-focus map), F of the positive class averaged over images; "
+        "MAE = mean over images of mean |map - GT|; accuracy and IoU at "
         f"threshold {fixed_threshold:g}. {100 * ci_level:g}% CIs: percentile bootstrap over "
         f"images ({n_bootstrap} resamples)."
     )
@@ -230,6 +252,16 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"unknown averaging mode {mode!r}; expected one of {AVERAGING}")
 
 
+#: a map whose value range is at most this is constant: it carries no evidence
+CONSTANT_TOL = 1e-6
+
+
+def is_constant(pred_map: np.ndarray) -> bool:
+    """Whether a map is constant (max - min <= :data:`CONSTANT_TOL`): no evidence at all."""
+    m = np.asarray(pred_map)
+    return bool(m.size and float(m.max()) - float(m.min()) <= CONSTANT_TOL)
+
+
 def binarise_gt(gt_mask: np.ndarray) -> np.ndarray:
     """GT as bool (True = blurred): ``value / max_of_range >= 0.5``.
 
@@ -270,7 +302,8 @@ class BinaryEvaluator:
     fixed_threshold : float
         Threshold of the fixed-threshold metrics (accuracy, IoU, precision, recall).
     adaptive_factor : float
-        Per-image adaptive threshold ``min(adaptive_factor * mean(map), 1)``.
+        Per-image adaptive threshold ``min(adaptive_factor * mean(1 - map), 1)`` on the
+        in-focus map (see the module docstring).
     averaging : {"image", "image_maxf", "pooled"}
         How :meth:`results` aggregates the curves.
 
@@ -370,9 +403,13 @@ class BinaryEvaluator:
         r_curve = _div(tp, tp + fn)
         f_curve = f_measure(p_curve, r_curve, self.beta2)
 
-        # adaptive threshold (Achanta et al. 2009), compared in float64
-        t_adapt = min(self.adaptive_factor * float(m.mean(dtype=np.float64)), 1.0)
-        p_a, r_a = self._pr(m.astype(np.float64) >= t_adapt, gt)
+        # adaptive binarisation (Achanta et al. 2009) on the in-focus map, in float64 (see
+        # the module docstring): m is already flipped when the positive class is sharp
+        m64 = m.astype(np.float64)
+        in_focus = 1.0 - m64 if self.positive == "blurred" else m64
+        t_adapt = min(self.adaptive_factor * float(in_focus.mean()), 1.0)
+        pred_in_focus = in_focus > t_adapt
+        p_a, r_a = self._pr(~pred_in_focus if self.positive == "blurred" else pred_in_focus, gt)
         # fixed threshold, compared in float32 like the sweep
         b = m >= np.float32(self.fixed_threshold)
         tp_f = int(np.count_nonzero(b & gt))
@@ -398,6 +435,7 @@ class BinaryEvaluator:
                 "fn": fn_f,
                 "tn": tn_f,
                 "fraction_blurred_gt": float(gt_blurred.mean()),
+                "no_evidence": is_constant(m),
             }
         )
 
@@ -429,9 +467,11 @@ class BinaryEvaluator:
         per_image : DataFrame
             One row per image: ``id, height, width, mae, f_max, threshold_f_max,
             f_adaptive, threshold_adaptive, accuracy, iou, precision, recall, tp, fp, fn,
-            tn, fraction_blurred_gt``; ``precision``/``recall``/``accuracy``/``iou`` and the
-            counts are at ``fixed_threshold``; ``fraction_blurred_gt`` is the fraction of
-            GT-blurred pixels whatever the positive class.
+            tn, fraction_blurred_gt, no_evidence``; ``precision``/``recall``/``accuracy``/
+            ``iou`` and the counts are at ``fixed_threshold``; ``fraction_blurred_gt`` is the
+            fraction of GT-blurred pixels whatever the positive class; ``no_evidence`` is True
+            for a constant map (:func:`is_constant`); ``threshold_adaptive`` is the threshold
+            on the in-focus map.
         curves : dict of ndarray
             ``thresholds``, ``precision``, ``recall``, ``f`` (dataset level, under
             ``averaging``), and the per-image counts ``tp``, ``fp``, ``fn``

@@ -4,11 +4,23 @@
 MAE per method and dataset), with bootstrap 95% CIs. ``runtime_table`` mirrors the runtime
 columns the papers report, ``ablation_table`` collects the ``base@key=value`` variants of
 one method, ``continuous_table`` the MSE/MAE of physical defocus maps (DMENet's RTF table).
-Every caption ends with the evaluation protocol (:data:`PROTOCOL_TEXT`).
+Every caption ends with the evaluation protocol that was actually run
+(:func:`protocol_of`, from the summaries' own ``protocol``), never with a constant.
+
+Provenance columns (table1 and the runtime table) say what each row is:
+``implementation`` (faithful | substitute | reconstruction | reference | external, the
+method class's ``fidelity``), ``weights`` (trained here | authors' release | external maps |
+none), ``backbone_init`` (imagenet | random | authors' release | n/a, what was loaded) and
+``training`` (iterations and training images used against the paper's). The CSV keeps
+``faithful_at_paper_scale``; Markdown and LaTeX mark every other row with a dagger and say
+so in a legend. Each table of the tables rule also gets a JSON sidecar (``stem.json``) with
+its caption, protocol, legend and the package versions and git commit
+(:func:`defocus.provenance.provenance`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -17,9 +29,24 @@ from typing import Any
 
 import pandas as pd
 
-from defocus.evaluate.metrics import PROTOCOL_TEXT
+from defocus.evaluate.metrics import describe_protocol
 from defocus.io.atomic import write_text
 from defocus.methods.registry import method_class, parse_name
+
+#: provenance columns of table1 and the runtime table (see the module docstring)
+PROVENANCE_COLUMNS = ["implementation", "weights", "backbone_init", "training"]
+#: CSV column: True for a faithful implementation at the paper's scale (no dagger)
+FAITHFUL_COLUMN = "faithful_at_paper_scale"
+DAGGER = "\u2020"
+#: legend of the dagger in Markdown and LaTeX
+DAGGER_LEGEND = (
+    f"{DAGGER} not a faithful implementation at the paper's scale: a substitute, "
+    "reconstruction, reference or external row, or trained with fewer iterations or images "
+    "than the paper, or from a random backbone where the paper starts from ImageNet (see "
+    "the columns implementation, weights, backbone_init and training)."
+)
+#: protocol keys that only concern continuous (sigma) maps; they may differ per dataset
+_CONTINUOUS_KEYS = ("continuous_clip", "continuous_scale", "continuous_crop")
 
 TABLE1_COLUMNS = [
     "method",
@@ -38,8 +65,19 @@ TABLE1_COLUMNS = [
     "reference",
     "external",
     "n_missing",
+    "n_no_evidence",
+    *PROVENANCE_COLUMNS,
+    FAITHFUL_COLUMN,
 ]
-RUNTIME_COLUMNS = ["method", "dataset", "seconds_per_image", "device", "image_size"]
+RUNTIME_COLUMNS = [
+    "method",
+    "dataset",
+    "seconds_per_image",
+    "device",
+    "image_size",
+    *PROVENANCE_COLUMNS,
+    FAITHFUL_COLUMN,
+]
 
 
 def is_reference(method: str) -> bool:
@@ -47,12 +85,13 @@ def is_reference(method: str) -> bool:
 
     Looked up in the method registry (``Method.reference``); a name the registry does not
     know (or whose module cannot be imported here) counts as a reference only if it starts
-    with ``ref_``.
+    with ``ref_``. A registered method whose module fails to import raises
+    (:class:`~defocus.methods.registry.MethodImportError`).
     """
     base = method.partition("@")[0]
     try:
         return bool(method_class(base).reference)
-    except (KeyError, ImportError):
+    except KeyError:  # not registered (an external row); import errors surface
         return base.startswith("ref_")
 
 
@@ -61,9 +100,27 @@ def is_external(summary: dict[str, Any]) -> bool:
     return bool(summary.get("external", summary.get("device") == "external"))
 
 
+def summary_provenance(summary: dict[str, Any]) -> dict[str, Any]:
+    """The provenance of a summary's row (written by the evaluate stage), with the table's
+    column values; a summary without one (older files) says ``unknown``."""
+    prov = dict(summary.get("provenance") or {})
+    if not prov and is_external(summary):
+        from defocus.evaluate.evaluate import EXTERNAL_PROVENANCE
+
+        prov = dict(EXTERNAL_PROVENANCE)
+    out = {c: str(prov.get(c, "unknown")) for c in PROVENANCE_COLUMNS}
+    out[FAITHFUL_COLUMN] = bool(prov.get("faithful", False))
+    return out
+
+
 def _frame(summaries: Iterable[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
     # JSON null (a non-finite float written by write_outputs) reads back as NaN
-    rows = [{c: math.nan if s.get(c) is None else s[c] for c in columns} for s in summaries]
+    rows = []
+    for s in summaries:
+        prov = summary_provenance(s)
+        rows.append(
+            {c: prov[c] if c in prov else (math.nan if s.get(c) is None else s[c]) for c in columns}
+        )
     return pd.DataFrame(rows, columns=list(columns))
 
 
@@ -80,15 +137,17 @@ def table1(summaries: list[dict[str, Any]]) -> pd.DataFrame:
 
     Columns :data:`TABLE1_COLUMNS`; ``reference`` is True for trivial reference rows,
     ``external`` for released maps scored by :mod:`defocus.external`, whose ``n_missing`` > 0
-    says the row was scored on a subset of the test split (``n_images`` images).
+    says the row was scored on a subset of the test split (``n_images`` images);
+    ``n_no_evidence`` counts images whose map was constant; then the provenance columns
+    (:data:`PROVENANCE_COLUMNS`) and :data:`FAITHFUL_COLUMN`.
     """
     if not summaries:
         raise ValueError("table1 needs at least one summary")
-    derived = ("reference", "external", "n_missing")
-    df = _frame(summaries, [c for c in TABLE1_COLUMNS if c not in derived])
+    df = _frame(summaries, TABLE1_COLUMNS)
     df["reference"] = df["method"].map(is_reference)
     df["external"] = [is_external(s) for s in summaries]
     df["n_missing"] = [int(s.get("n_missing") or 0) for s in summaries]
+    df["n_no_evidence"] = [int(s.get("n_no_evidence") or 0) for s in summaries]
     return _sort(df)
 
 
@@ -182,6 +241,7 @@ _LATEX_SPECIAL = {
     "|": r"\textbar{}",
     "<": r"\textless{}",
     ">": r"\textgreater{}",
+    DAGGER: r"\textsuperscript{\textdagger}",
 }
 
 
@@ -200,31 +260,145 @@ def to_latex(df: pd.DataFrame, caption: str, label: str) -> str:
     )
 
 
-def write_table(
-    df: pd.DataFrame, stem: str | os.PathLike, caption: str, protocol_text: str = PROTOCOL_TEXT
-) -> list[Path]:
-    """Write ``stem.csv``, ``stem.md`` and ``stem.tex`` atomically; returns the paths.
+def protocol_of(summaries: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
+    """The protocol the summaries were scored under, and its caption text.
 
-    The caption followed by ``protocol_text`` (default :data:`PROTOCOL_TEXT`; pass a
-    summary's ``protocol_text`` when the protocol was overridden) heads the Markdown file
-    and is the LaTeX caption; the CSV holds the full-precision numbers.
+    Every summary records its resolved protocol (:func:`defocus.evaluate.evaluate.
+    evaluate_file`); rows of one table must share the binary-metric part of it (the keys for
+    continuous maps may differ per dataset, e.g. RTF's clipping). Raises ValueError naming
+    the rows that differ, or when a summary has no protocol.
     """
+    if not summaries:
+        raise ValueError("no summaries: a table needs at least one evaluated row")
+    found: dict[str, list[str]] = {}
+    protocol: dict[str, Any] = {}
+    for s in summaries:
+        if not isinstance(s.get("protocol"), dict):
+            raise ValueError(
+                f"summary of {s.get('method')} on {s.get('dataset')} has no 'protocol'; "
+                "re-run its evaluate job"
+            )
+        binary = {k: v for k, v in s["protocol"].items() if k not in _CONTINUOUS_KEYS}
+        key = json.dumps(binary, sort_keys=True)
+        found.setdefault(key, []).append(f"{s.get('method')}/{s.get('dataset')}")
+        protocol = protocol or binary
+    if len(found) > 1:
+        detail = "; ".join(f"{rows[:3]}: {k}" for k, rows in found.items())
+        raise ValueError(f"summaries were scored under different protocols: {detail}")
+    return protocol, describe_protocol(**protocol)
+
+
+def display_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    """The Markdown / LaTeX view of a table: method names of rows that are not faithful at
+    paper scale get a dagger, and the :data:`FAITHFUL_COLUMN` column is dropped. Returns the
+    view and whether any row was marked."""
+    if FAITHFUL_COLUMN not in df.columns:
+        return df, False
+    view = df.drop(columns=FAITHFUL_COLUMN)
+    marked = ~df[FAITHFUL_COLUMN].astype(bool)
+    view["method"] = [
+        f"{m}{DAGGER}" if x else str(m) for m, x in zip(df["method"], marked, strict=True)
+    ]
+    return view, bool(marked.any())
+
+
+def versions_text(prov: dict[str, str]) -> str:
+    """One line of package versions and the git commit, for captions and footers."""
+    items = [f"{k} {v}" for k, v in prov.items() if k != "git_commit"]
+    return f"Versions: {', '.join(items)}; git commit {prov.get('git_commit', 'unknown')}."
+
+
+def write_table(
+    df: pd.DataFrame,
+    stem: str | os.PathLike,
+    caption: str,
+    protocol_text: str,
+    *,
+    protocol: dict[str, Any] | None = None,
+    footer: str = "",
+    sidecar: bool = False,
+) -> list[Path]:
+    """Write ``stem.csv``, ``stem.md``, ``stem.tex`` (and ``stem.json``) atomically.
+
+    Parameters
+    ----------
+    df : DataFrame
+        The table; the CSV holds it at full precision.
+    caption : str
+        What the table shows.
+    protocol_text : str
+        The protocol the rows were scored under (:func:`protocol_of`), appended to the
+        caption; "" for tables that are not scored by it.
+    protocol : dict, optional
+        The protocol itself, recorded in the sidecar.
+    footer : str
+        A line printed under the Markdown table and appended to the LaTeX caption (e.g.
+        :func:`versions_text`).
+    sidecar : bool
+        Also write ``stem.json``: caption, protocol, legend, columns, and the package
+        versions and git commit (:func:`defocus.provenance.provenance`).
+
+    Markdown and LaTeX mark rows that are not faithful at paper scale with a dagger and a
+    legend (:func:`display_frame`). Returns the paths written.
+    """
+    from defocus.provenance import provenance
+
     stem = Path(stem)
-    full_caption = f"{caption.rstrip()} {protocol_text}"
-    paths = [stem.with_name(stem.name + ext) for ext in (".csv", ".md", ".tex")]
+    view, marked = display_frame(df)
+    legend = DAGGER_LEGEND if marked else ""
+    full_caption = " ".join(x for x in (caption.strip(), protocol_text.strip()) if x)
+    tex_caption = " ".join(x for x in (full_caption, legend, footer.strip()) if x)
+    exts = (".csv", ".md", ".tex") + ((".json",) if sidecar else ())
+    paths = [stem.with_name(stem.name + ext) for ext in exts]
     write_text(paths[0], df.to_csv(index=False))
-    write_text(paths[1], f"{full_caption}\n\n{to_markdown(df)}")
-    write_text(paths[2], to_latex(df, full_caption, label=f"tab:{stem.name}"))
+    md = f"{full_caption}\n\n{to_markdown(view)}"
+    if df.empty:
+        md += "\n(no rows)\n"
+    md += "".join(f"\n{x}\n" for x in (legend, footer.strip()) if x)
+    write_text(paths[1], md)
+    write_text(paths[2], to_latex(view, tex_caption, label=f"tab:{stem.name}"))
+    if sidecar:
+        meta = {
+            "table": stem.name,
+            "caption": full_caption,
+            "protocol_text": protocol_text,
+            "protocol": protocol,
+            "legend": legend,
+            "footer": footer,
+            "columns": list(df.columns),
+            "n_rows": len(df),
+            "provenance": provenance(),
+        }
+        write_text(paths[3], json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
     return paths
+
+
+def methods_listing(summaries: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """One row per method of the summaries: (method, implementation, weights, backbone_init,
+    training, what differs from the paper), in first-seen order."""
+    out: dict[str, tuple[str, ...]] = {}
+    for s in summaries:
+        name = str(s["method"])
+        prov = dict(s.get("provenance") or {})
+        if not prov and is_external(s):
+            from defocus.evaluate.evaluate import EXTERNAL_PROVENANCE
+
+            prov = dict(EXTERNAL_PROVENANCE)
+        cols = [str(prov.get(c, "unknown")) for c in PROVENANCE_COLUMNS]
+        out.setdefault(name, (name, *cols, str(prov.get("differs", ""))))
+    return list(out.values())
 
 
 def write_tables_readme(
     path: str | os.PathLike,
     tables: list[tuple[str, str, str]],
+    protocol_text: str,
     title: str = "Tables",
-    protocol_text: str = PROTOCOL_TEXT,
+    methods: list[tuple[str, ...]] | None = None,
+    versions: str = "",
 ) -> None:
-    """Write the tables' README: file, the paper table it mirrors, description, protocol.
+    """Write the tables' README: file, the paper table it mirrors, description, the methods
+    and what each row is, and the protocol actually run.
 
     Parameters
     ----------
@@ -232,21 +406,49 @@ def write_tables_readme(
         Usually ``results/tables/README.md``.
     tables : list of (file, paper_table, description)
         E.g. ``("table1.csv", "DeFusionNet (CVPR'19) Table 1", "F-measure and MAE ...")``.
+    protocol_text : str
+        The protocol of the rows (:func:`protocol_of`).
+    methods : list of tuples, optional
+        :func:`methods_listing` of the summaries.
+    versions : str
+        :func:`versions_text` of the run.
     """
+
+    def cells(row: Iterable[Any]) -> str:
+        return "| " + " | ".join(str(x).replace("|", "\\|") for x in row) + " |"
+
     lines = [f"# {title}", "", "| file | mirrors | description |", "|---|---|---|"]
-    for file, paper_table, description in tables:
-        cells = [str(x).replace("|", "\\|") for x in (file, paper_table, description)]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += [cells(t) for t in tables]
     lines += [
         "",
-        "Each table is written as `.csv` (full precision), `.md` and `.tex` (3 decimals).",
+        "Each table is written as `.csv` (full precision), `.md` and `.tex` (3 decimals); the",
+        "tables of the tables rule also as `.json` (caption, protocol, package versions, git",
+        "commit).",
         "Rows marked `reference` are trivial baselines, not paper methods.",
         "Rows marked `external` score released result maps (config `external_methods`,",
         "`defocus score`), not code run here; `n_missing` > 0 means a subset of the test split.",
+        "`n_no_evidence` counts images whose map was constant (scored as undecided, 0.5; the",
+        "per-image metrics CSV flags them in column `no_evidence`).",
         "",
-        "## Evaluation protocol",
+        "## What each row is",
         "",
-        protocol_text,
+        "- `implementation`: faithful (every step the paper and the authors' release state) |",
+        "  substitute (a stated step replaced by a named alternative) | reconstruction (rebuilt",
+        "  from an abstract, a review or third-party code) | reference | external (released maps)",
+        "- `weights`: trained here | authors' release | external maps | none",
+        "- `backbone_init`: imagenet | random | authors' release | n/a (what was loaded)",
+        "- `training`: iterations and training images used / the paper's (`?` = unknown)",
+        f"- {DAGGER_LEGEND}",
         "",
     ]
+    if methods:
+        lines += [
+            cells(("method", *PROVENANCE_COLUMNS, "what differs from the paper")),
+            "|" + "---|" * (len(PROVENANCE_COLUMNS) + 2),
+        ]
+        lines += [cells(m) for m in methods]
+        lines.append("")
+    lines += ["## Evaluation protocol", "", protocol_text, ""]
+    if versions:
+        lines += ["## Versions", "", versions, ""]
     write_text(path, "\n".join(lines))

@@ -7,12 +7,17 @@ state-dict keys). Its weights come from
 
 * ``weights="imagenet"`` (or ``None``): torchvision's standard ImageNet weights
   (``VGG16_Weights.IMAGENET1K_V1`` / ``VGG19_Weights.IMAGENET1K_V1``), read from the torch hub
-  cache or downloaded when the network is reachable; when neither works, a
-  :class:`BackboneWeightsWarning` says so and the backbone keeps its random initialisation
-  (acceptable for the demo and the tests only);
+  cache or downloaded when the network is reachable; when neither works,
+  :class:`BackboneWeightsError` stops the job and names the file torchvision expects, where
+  to put it offline, and the config keys. A backbone is randomly initialised only when the
+  config says ``pretrained: false`` (the demo and the tests), never as a fallback;
 * ``weights="/path/to/file.pth"``: a local state dict, either a whole torchvision VGG
   (``features.N.weight`` ...; the classifier is ignored) or its ``features`` alone
   (``N.weight`` ...). A named file that is missing or does not fit is an error, not a warning.
+
+The returned module records what it was initialised from in its attribute ``init``
+(:data:`INIT_IMAGENET`, :data:`INIT_RANDOM` or ``"file:<path>"``); a method's checkpoint
+and prediction files carry that value (:meth:`defocus.methods.base.Method.provenance`).
 
 The ImageNet weights expect RGB in [0, 1] normalised by :data:`VGG_MEAN` / :data:`VGG_STD`
 (torchvision's ``ImageClassification`` transform); :func:`vgg_normalise` applies it.
@@ -21,7 +26,6 @@ The ImageNet weights expect RGB in [0, 1] normalised by :data:`VGG_MEAN` / :data
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import torch
@@ -42,8 +46,27 @@ VGG_CFGS: dict[str, list[int | str]] = {
 }
 
 
-class BackboneWeightsWarning(UserWarning):
-    """The pretrained backbone weights could not be had; the backbone is randomly initialised."""
+#: values of a backbone's ``init`` attribute (what its weights were initialised from)
+INIT_IMAGENET = "imagenet"
+INIT_RANDOM = "random"
+
+
+class BackboneWeightsError(RuntimeError):
+    """``pretrained: true`` but the ImageNet weights cannot be had: the job stops at its start."""
+
+
+def imagenet_weights_file(arch: str) -> tuple[str, str, Path]:
+    """``(url, file name, cache path)`` of torchvision's ImageNet weights of ``arch``.
+
+    torchvision looks for the file in ``torch.hub.get_dir()/checkpoints/<file name>`` before it
+    downloads it (``torch.hub.load_state_dict_from_url``).
+    """
+    from torchvision.models import VGG16_Weights, VGG19_Weights
+
+    _cfg(arch)
+    w = {"vgg16": VGG16_Weights.IMAGENET1K_V1, "vgg19": VGG19_Weights.IMAGENET1K_V1}[arch]
+    name = w.url.rsplit("/", 1)[-1]
+    return w.url, name, Path(torch.hub.get_dir()) / "checkpoints" / name
 
 
 def vgg_normalise(x: torch.Tensor) -> torch.Tensor:
@@ -141,9 +164,9 @@ def vgg_features(
     arch : {"vgg16", "vgg19"}
         Configuration D or E of Simonyan & Zisserman (2015), Table 1.
     weights : "imagenet", None or path
-        ``"imagenet"`` / ``None``: torchvision's standard weights (cache or download; a
-        :class:`BackboneWeightsWarning` and random init when unreachable). A path: a local
-        state dict (whole torchvision VGG or its ``features``).
+        ``"imagenet"`` / ``None``: torchvision's standard weights (cache or download;
+        :class:`BackboneWeightsError` when neither works). A path: a local state dict (whole
+        torchvision VGG or its ``features``).
     pretrained : bool
         ``False`` keeps torchvision's random initialisation and ignores ``weights``.
     width : float
@@ -153,11 +176,19 @@ def vgg_features(
     Returns
     -------
     torch.nn.Sequential
-        Same module indices as ``torchvision.models.vgg16().features`` (see :func:`vgg_taps`).
+        Same module indices as ``torchvision.models.vgg16().features`` (see :func:`vgg_taps`);
+        its attribute ``init`` says what its weights came from.
+
+    Raises
+    ------
+    BackboneWeightsError
+        ``pretrained`` with ``weights="imagenet"`` and the weights neither in the hub cache
+        nor downloadable.
     """
     if not width > 0:
         raise ValueError(f"width must be > 0, got {width!r}")
     feats = _make_features(arch, width)
+    feats.init = INIT_RANDOM
     if not pretrained:
         return feats
     if width != 1.0:
@@ -168,27 +199,30 @@ def vgg_features(
     if weights is None or str(weights) == "imagenet":
         try:
             state = _download_imagenet(arch)
-        except Exception as e:  # offline, proxy, corrupt cache: the demo goes on without them
-            warnings.warn(
-                f"could not load torchvision's ImageNet {arch} weights ({type(e).__name__}: {e}); "
-                "the backbone is RANDOMLY initialised (fine for demos and tests, not for "
-                "results). "
-                f"Put the file in torch's hub cache ({torch.hub.get_dir()}/checkpoints) or name a "
-                f"local copy with the method parameter vgg_weights.",
-                BackboneWeightsWarning,
-                stacklevel=2,
-            )
-            return feats
+        except Exception as e:  # offline, proxy, corrupt cache: never a silent random init
+            url, name, cached = imagenet_weights_file(arch)
+            raise BackboneWeightsError(
+                f"pretrained: true, but torchvision's ImageNet {arch} weights could not be "
+                f"loaded ({type(e).__name__}: {e}). torchvision expects the file {name} at "
+                f"{cached}. Offline: download {url} on a machine with internet and copy it to "
+                f"that path (or set TORCH_HOME), or name a local copy with the method "
+                f"parameter vgg_weights (config methods.params.<method>.vgg_weights). Only for "
+                f"a demo, pretrained: false trains from random weights (tables then say "
+                f"backbone_init random)."
+            ) from e
         source = f"torchvision {arch} ImageNet weights"
+        init = INIT_IMAGENET
     else:
         path = Path(weights)
         if not path.is_file():
             raise FileNotFoundError(f"VGG weights file not found: {path} (parameter vgg_weights)")
         state = torch.load(path, map_location="cpu", weights_only=True)
         source = str(path)
+        init = f"file:{path}"
     state = _features_only(state, source)
     try:
         feats.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise ValueError(f"{source} does not fit a {arch} backbone: {e}") from e
+    feats.init = init
     return feats

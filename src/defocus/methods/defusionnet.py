@@ -305,6 +305,14 @@ class DeFusionNet(Method):
     """
 
     name = "defusionnet"
+    fidelity = {
+        "implementation": "faithful",
+        "differs": (
+            "from the paper text (no code released); on-the-fly augmentation for the "
+            "offline 604 -> 9,664 set; open choices are parameters"
+        ),
+        "paper_images": 604,
+    }
     learned = True
     citation = "Tang et al., DeFusionNet, CVPR 2019"
     defaults: ClassVar[dict[str, Any]] = {

@@ -667,6 +667,14 @@ class DMENet(Method):
     """
 
     name = "dmenet"
+    fidelity = {
+        "implementation": "faithful",
+        "differs": (
+            "the authors' release (model.py, main.py) retrained here; SYNDOF rendered by "
+            "this project's generator"
+        ),
+        "paper_images": 8231,
+    }
     learned = True
     has_raw = True
     raw_unit = "px"

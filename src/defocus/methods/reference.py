@@ -18,6 +18,10 @@ class AllBlurred(Method):
     """Every pixel blurred: the map is all ones."""
 
     name = "ref_all_blurred"
+    fidelity = {
+        "implementation": "reference",
+        "differs": "not a paper method: every pixel blurred (what class balance alone scores)",
+    }
     reference = True
     citation = "reference: every pixel labelled blurred"
 
@@ -36,6 +40,10 @@ class GradientEnergy(Method):
     """
 
     name = "ref_gradient"
+    fidelity = {
+        "implementation": "reference",
+        "differs": "not a paper method: 1 - local gradient energy (what plain contrast scores)",
+    }
     reference = True
     citation = "reference: 1 - local mean squared Sobel gradient (box window)"
     defaults: ClassVar[dict[str, Any]] = {"window": 15}

@@ -8,6 +8,7 @@ give per-method parameters under ``methods.params.<name>``.
 from __future__ import annotations
 
 import importlib
+import traceback
 from typing import Any
 
 import yaml
@@ -26,6 +27,18 @@ _REGISTRY: dict[str, str] = {
 }
 
 
+class MethodImportError(ImportError):
+    """A registered method's module (or its method package) failed to import.
+
+    The message holds the original traceback, so a broken dependency or a syntax error in
+    a method module is reported as such, never as an unknown method name.
+    """
+
+
+#: method packages that failed to import: package name -> formatted traceback
+_PACKAGE_ERRORS: dict[str, str] = {}
+
+
 def register(name: str, target: str) -> None:
     """Register ``name`` as ``"module:Class"`` (used by method modules and plugins)."""
     _REGISTRY[name] = target
@@ -39,11 +52,15 @@ def available() -> list[str]:
 
 def _load_builtin() -> None:
     # Method packages add themselves to _REGISTRY through their __init__ tables.
+    # A package that fails to import is remembered with its traceback: asking for one of
+    # its (then unregistered) names reports that failure instead of "unknown method".
     for mod in ("defocus.methods.classic",):
         try:
             m = importlib.import_module(mod)
-        except ImportError:
+        except Exception:  # noqa: BLE001 - any failure is reported when a name is requested
+            _PACKAGE_ERRORS[mod] = traceback.format_exc()
             continue
+        _PACKAGE_ERRORS.pop(mod, None)
         for name, target in getattr(m, "REGISTRY", {}).items():
             _REGISTRY.setdefault(name, target)
 
@@ -65,9 +82,21 @@ def method_class(name: str) -> type[Method]:
     """The class registered for a base name (no overrides)."""
     _load_builtin()
     if name not in _REGISTRY:
+        if _PACKAGE_ERRORS:
+            failed = "\n".join(f"{pkg}:\n{tb}" for pkg, tb in _PACKAGE_ERRORS.items())
+            raise MethodImportError(
+                f"method {name!r} is not registered, and a method package failed to import "
+                f"(it may define {name!r}); fix this error first:\n{failed}"
+            )
         raise KeyError(f"unknown method {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
     module, _, cls = _REGISTRY[name].partition(":")
-    return getattr(importlib.import_module(module), cls)
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except Exception as e:  # noqa: BLE001 - import errors of any kind, with their traceback
+        raise MethodImportError(
+            f"method {name!r} is registered as {_REGISTRY[name]!r}, but importing it failed "
+            f"({type(e).__name__}: {e}):\n{traceback.format_exc()}"
+        ) from e
 
 
 def get_method(spec: str, params: dict[str, Any] | None = None) -> Method:

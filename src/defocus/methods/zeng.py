@@ -463,6 +463,12 @@ class Zeng(Method):
     """
 
     name = "zeng"
+    fidelity = {
+        "implementation": "reconstruction",
+        "differs": (
+            "rebuilt from a review of the paper; choices it does not give are marked own choice"
+        ),
+    }
     learned = True
     citation = (
         "Zeng, Wang, Mao, Liu, Peng, Chen, A local metric for defocus blur detection "

@@ -54,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         if dist.rank() == 0:
             from defocus.train.loop import finalize
 
-            finalize(ckpt, args.out, args.method, method.params, {"data": json.loads(args.data)})
+            # what the run used (backbone init, training images), read back by the tables
+            data = json.loads(args.data)
+            meta = {"data": data, **method.training_record(data)}
+            finalize(ckpt, args.out, args.method, method.params, meta)
         dist.barrier()
         dist.shutdown()
     return 0

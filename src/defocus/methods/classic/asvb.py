@@ -260,6 +260,10 @@ class ASVB(Method):
     """
 
     name = "asvb"
+    fidelity = {
+        "implementation": "substitute",
+        "differs": "Gaussian instead of disc kernels; damped mean field instead of graph cuts",
+    }
     citation = "Chakrabarti, Zickler, Freeman, Analyzing spatially-varying blur, CVPR 2010"
     defaults: ClassVar[dict[str, Any]] = {
         "sigmas": [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0],

@@ -270,6 +270,13 @@ class DBDF(Method):
     """
 
     name = "dbdf"
+    fidelity = {
+        "implementation": "substitute",
+        "differs": (
+            "learned local filters replaced by a named substitute (module docstring); "
+            "naive-Bayes per paper"
+        ),
+    }
     citation = "Shi, Xu, Jia, Discriminative blur detection features, CVPR 2014"
     learned = True
     defaults: ClassVar[dict[str, Any]] = {

@@ -121,6 +121,13 @@ class HiFST(Method):
     """
 
     name = "hifst"
+    fidelity = {
+        "implementation": "substitute",
+        "differs": (
+            "sorted DCT coefficients on a stride grid, interpolated (the release "
+            "evaluates every pixel)"
+        ),
+    }
     citation = (
         "Golestaneh & Karam, Spatially-varying blur detection based on multiscale fused "
         "and sorted transform coefficients of gradient magnitudes, CVPR 2017"

@@ -134,6 +134,13 @@ class JNB(Method):
     """
 
     name = "jnb"
+    fidelity = {
+        "implementation": "substitute",
+        "differs": (
+            "own dictionary learning and sparse coding; constants not in the available "
+            "text are ours"
+        ),
+    }
     citation = "Shi, Xu, Jia, Just noticeable defocus blur detection and estimation, CVPR 2015"
     learned = True
     defaults: ClassVar[dict[str, Any]] = {

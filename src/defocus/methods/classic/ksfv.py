@@ -347,6 +347,10 @@ class KSFV(Method):
     """
 
     name = "ksfv"
+    fidelity = {
+        "implementation": "reconstruction",
+        "differs": "rebuilt from the abstract: Gaussian/motion kernel bank, constants ours",
+    }
     citation = (
         "Pang, Zhu, Li, Li, Classifying discriminative features for blur detection, T-Cyb 2016"
     )

@@ -175,6 +175,12 @@ class LBPBlur(Method):
     """
 
     name = "lbp"
+    fidelity = {
+        "implementation": "substitute",
+        "differs": (
+            "multiscale grid model solved by mean-field updates instead of the paper's inference"
+        ),
+    }
     citation = "Yi & Eramian, LBP-based segmentation of defocus blur, IEEE TIP 2016"
     defaults: ClassVar[dict[str, Any]] = {
         "t_lbp": 0.016,

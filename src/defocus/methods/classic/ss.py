@@ -308,6 +308,13 @@ class SpectralSpatial(Method):
     """
 
     name = "ss"
+    fidelity = {
+        "implementation": "reconstruction",
+        "differs": (
+            "rebuilt from the letter's abstract and a third-party implementation (its "
+            "bugs not reproduced)"
+        ),
+    }
     citation = (
         "Tang et al., A spectral and spatial approach of coarse-to-fine blurred image region "
         "detection, IEEE SPL 2016 (reconstruction)"

@@ -83,6 +83,13 @@ class SVDBlur(Method):
     """
 
     name = "svd"
+    fidelity = {
+        "implementation": "faithful",
+        "differs": (
+            "the first author's code constants (20x20 window, k = 3); singular values "
+            "from Gram eigenvalues"
+        ),
+    }
     citation = "Su, Lu, Tan, Blurred image region detection and classification, ACM MM 2011"
     defaults: ClassVar[dict[str, Any]] = {
         "window": 20,  # fled/blur_detection win_size=10 -> 20x20 (the paper gives no size)

@@ -91,6 +91,12 @@ class ZhuoSim(Method):
     """
 
     name = "zhuo_sim"
+    fidelity = {
+        "implementation": "faithful",
+        "differs": (
+            "re-blur gradient ratio at Canny edges, matting propagation; sigma clipped at max_blur"
+        ),
+    }
     has_raw = True
     raw_unit = "px"
     citation = "Zhuo & Sim, Defocus map estimation from a single image, Pattern Recognition 2011"
