@@ -178,3 +178,32 @@ def test_relock_rewrites_only_the_marked_pins_of_the_conda_env(root):
     )
     with pytest.raises(SystemExit, match="lacks the lines"):
         relock.env_yaml_text("dependencies: []\n", {})
+
+
+def test_recorded_versions_are_checked_against_the_running_environment(tmp_path, capsys):
+    import h5py
+
+    pred = tmp_path / "m" / "d.h5"
+    with PredictionWriter(pred, method="m", dataset="d") as w:
+        w.add("a", np.zeros((4, 5), np.float32), seconds=0.1)
+    assert prov.main([str(pred)]) == 0
+    assert capsys.readouterr().out == f"{pred}: same as this environment\n"
+    # an output made with another numpy on another CPU class: both named, exit status 1
+    with h5py.File(pred, "r+") as f:
+        versions = json.loads(f.attrs["versions_json"])
+        f.attrs["versions_json"] = json.dumps({**versions, "numpy": "1.26.4"})
+        f.attrs["hardware_class"] = "aarch64"
+    assert prov.main([str(pred)]) == 1
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        f"  hardware_class: recorded aarch64, running {prov.hardware_class()}",
+        f"  numpy: recorded 1.26.4, running {np.__version__}",
+    ]
+    # a table sidecar records provenance() under "provenance"
+    sidecar = tmp_path / "table1.json"
+    sidecar.write_text(json.dumps({"table": "table1", "provenance": prov.provenance()}))
+    assert prov.recorded_provenance(sidecar) == prov.provenance()
+    assert prov.provenance_differences(prov.recorded_provenance(sidecar)) == []
+    (tmp_path / "other.json").write_text("{}")
+    assert prov.main([str(tmp_path / "other.json"), str(tmp_path / "absent.h5")]) == 2
+    out = capsys.readouterr().out
+    assert "has no 'provenance' entry" in out and "no such output" in out

@@ -173,3 +173,80 @@ def lock_drift(
         for name, want in sorted(pins.items())
         if have.get(name) != want
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Recorded versions: what a prediction file or a table sidecar says made it, against what runs.
+
+
+def recorded_provenance(path: str | Path) -> dict[str, str]:
+    """The :func:`provenance` an output recorded: a prediction file's ``versions_json``
+    attribute (plus its ``hardware_class``), or the ``provenance`` entry of a table's JSON
+    sidecar."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such output: {path}")
+    if path.suffix in (".h5", ".hdf5"):
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            blob = f.attrs.get("versions_json")
+            hardware = f.attrs.get("hardware_class")
+        if blob is None:
+            raise ValueError(f"{path} records no versions_json (written before versions were)")
+        out = json.loads(blob)
+        if hardware is not None:
+            out["hardware_class"] = str(hardware)
+        return out
+    if path.suffix == ".json":
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or not isinstance(data.get("provenance"), dict):
+            raise ValueError(f"{path} has no 'provenance' entry (a table sidecar has one)")
+        return data["provenance"]
+    raise ValueError(f"{path}: expected a prediction file (.h5) or a table sidecar (.json)")
+
+
+def provenance_differences(recorded: dict[str, str], current: dict[str, str] | None = None):
+    """One line per entry whose recorded value differs from the running one, sorted.
+
+    ``current`` defaults to :func:`provenance`, plus :func:`hardware_class` where the output
+    recorded one.
+    """
+    if current is None:
+        now = provenance()
+        if "hardware_class" in recorded:
+            now["hardware_class"] = hardware_class()
+    else:
+        now = current
+    return [
+        f"{k}: recorded {recorded.get(k, 'nothing')}, running {now.get(k, 'nothing')}"
+        for k in sorted(set(recorded) | set(now))
+        if recorded.get(k) != now.get(k)
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m defocus.provenance OUTPUT...``: does this environment match the one that
+    made each output? Exit status 1 if one differs, 2 if one cannot be read."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m defocus.provenance", description=main.__doc__)
+    ap.add_argument("outputs", nargs="+", help="prediction files (.h5) or table sidecars")
+    args = ap.parse_args(argv)
+    status = 0
+    for out in args.outputs:
+        try:
+            diff = provenance_differences(recorded_provenance(out))
+        except (OSError, ValueError) as e:
+            print(f"{out}: {e}")
+            status = 2
+            continue
+        print(f"{out}: " + ("same as this environment" if not diff else "differs"))
+        for line in diff:
+            print(f"  {line}")
+        status = max(status, int(bool(diff)))
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
