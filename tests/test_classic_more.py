@@ -423,7 +423,28 @@ def test_ksfv_rejects_old_or_mismatched_checkpoint(train_manifest, tmp_path):
     old = save_model(tmp_path / "old", {"svm_pickle": blob, "scale": np.float64(1.0)})
     with pytest.raises(MethodError, match="format 1"):
         get_method("ksfv").load(old)
+    # a format-2 file (a pickled scikit-learn SVC) is refused without being unpickled
+    two = save_model(tmp_path / "two", {"svm_pickle": blob, "scale": 1.0, "format": 2})
+    with pytest.raises(MethodError, match="format 2"):
+        get_method("ksfv").load(two)
     ckpt = get_method("ksfv", TINY["ksfv"]).fit({"train": [train_manifest]}, {}, tmp_path / "n")
     with pytest.raises(MethodError, match="other ksfv feature parameters.*filters"):
         get_method("ksfv@filters=dct").load(ckpt)
     get_method("ksfv@stride=3").load(ckpt)  # inference-only parameters may differ
+
+
+def test_ksfv_svm_arrays_give_sklearns_decision():
+    from sklearn.svm import SVC
+
+    from defocus.methods.classic.ksfv import RBFDecision
+
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.normal(0, 1, (80, 5)), rng.normal(1.2, 1, (80, 5))])
+    y = np.repeat([0, 1], 80)
+    svc = SVC(C=2.0, kernel="rbf", gamma=0.3).fit(x, y)
+    test = rng.normal(0.5, 1.5, (5000, 5))
+    own = RBFDecision.from_svc(svc)
+    np.testing.assert_allclose(own.decision_function(test, chunk=777), svc.decision_function(test),
+                               rtol=1e-9, atol=1e-9)  # fmt: skip
+    again = RBFDecision(**own.arrays())  # what a checkpoint stores
+    np.testing.assert_array_equal(again.decision_function(test), own.decision_function(test))

@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import json
 import logging
-import pickle
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -79,8 +78,9 @@ from defocus.methods.classic._common import (
 
 log = logging.getLogger(__name__)
 
-#: version of the saved model; 1 = DCT filters and one Gaussian kernel, no feature record
-CHECKPOINT_FORMAT = 2
+#: version of the saved model; 1 = DCT filters and one Gaussian kernel, no feature record;
+#: 2 = a pickled scikit-learn SVC (breaks across scikit-learn versions); 3 = the SVM's arrays
+CHECKPOINT_FORMAT = 3
 #: Gaussians truncated at this many std (our choice; 4 std keeps > 99.99 % of the mass)
 TRUNCATE = 4.0
 #: sub-pixel samples per axis when anti-aliasing a disc (our choice)
@@ -307,6 +307,54 @@ def concatenate(x: np.ndarray, kvar: np.ndarray) -> np.ndarray:
     return (np.asarray(x, np.float64)[:, None, :] * ratio[None]).reshape(len(x), -1)
 
 
+class RBFDecision:
+    """The decision function of a trained binary RBF SVM, from its arrays alone.
+
+    ``f(x) = sum_i a_i exp(-gamma |x - s_i|^2) + b`` with the support vectors ``s_i``, dual
+    coefficients ``a_i`` (label times Lagrange multiplier) and intercept ``b`` of
+    :class:`sklearn.svm.SVC`; positive = its second class. Kept as arrays so a checkpoint
+    loads with any scikit-learn version (a pickled estimator does not).
+    """
+
+    def __init__(self, support_vectors, dual_coef, intercept: float, gamma: float) -> None:
+        self.support_vectors = np.asarray(support_vectors, dtype=np.float64)
+        self.dual_coef = np.asarray(dual_coef, dtype=np.float64).ravel()
+        self.intercept = float(intercept)
+        self.gamma = float(gamma)
+        if self.support_vectors.shape[0] != self.dual_coef.size:
+            raise ValueError(
+                f"{self.support_vectors.shape[0]} support vectors but "
+                f"{self.dual_coef.size} dual coefficients"
+            )
+        self._sv_sq = (self.support_vectors**2).sum(axis=1)
+
+    @classmethod
+    def from_svc(cls, svc) -> RBFDecision:
+        """Arrays of a fitted binary ``SVC(kernel="rbf")``."""
+        if len(svc.classes_) != 2 or svc.kernel != "rbf":
+            raise ValueError("RBFDecision takes a binary SVC with an RBF kernel")
+        return cls(svc.support_vectors_, svc.dual_coef_[0], svc.intercept_[0], svc._gamma)
+
+    def arrays(self) -> dict[str, Any]:
+        return {
+            "support_vectors": self.support_vectors,
+            "dual_coef": self.dual_coef,
+            "intercept": np.float64(self.intercept),
+            "gamma": np.float64(self.gamma),
+        }
+
+    def decision_function(self, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        out = np.empty(len(x))
+        for s in range(0, len(x), chunk):
+            xc = x[s : s + chunk]
+            d2 = (
+                (xc**2).sum(axis=1)[:, None] + self._sv_sq[None] - 2.0 * xc @ self.support_vectors.T
+            )
+            out[s : s + chunk] = np.exp(-self.gamma * np.maximum(d2, 0.0)) @ self.dual_coef
+        return out + self.intercept
+
+
 class KSFV(Method):
     """Pang et al. 2016 kernel-specific feature vectors classified by an RBF SVM.
 
@@ -477,12 +525,11 @@ class KSFV(Method):
             kvar.shape[0],
             int(svm.n_support_.sum()),
         )
-        self.svm, self.scale = svm, scale
-        blob = np.frombuffer(pickle.dumps(svm), dtype=np.uint8).copy()
+        self.svm, self.scale = RBFDecision.from_svc(svm), scale
         return save_model(
             workdir,
             {
-                "svm_pickle": blob,
+                **self.svm.arrays(),
                 "scale": np.float64(scale),
                 "format": CHECKPOINT_FORMAT,
                 "features": self.feature_record(),
@@ -491,14 +538,14 @@ class KSFV(Method):
 
     def load(self, checkpoint: Path | None) -> None:
         super().load(checkpoint)  # None -> MethodError
-        model = load_model(checkpoint, self.name, ("svm_pickle", "scale"))
+        model = load_model(checkpoint, self.name, ("scale",))
         fmt = model.get("format")
         if fmt != CHECKPOINT_FORMAT:
             raise MethodError(
                 f"{checkpoint} is a ksfv checkpoint of format {fmt or 1} (this code reads "
-                f"format {CHECKPOINT_FORMAT}: Gaussian filters and a kernel bank, or the earlier "
-                "feature as ksfv@filters=dct,kernels=gaussian); delete it and retrain with "
-                "`snakemake results/models/ksfv/model.pt`"
+                f"format {CHECKPOINT_FORMAT}: the SVM stored as arrays, Gaussian filters and a "
+                "kernel bank, or the earlier feature as ksfv@filters=dct,kernels=gaussian); "
+                "delete it and retrain with `snakemake results/models/ksfv/model.pt`"
             )
         saved, now = json.loads(str(model["features"])), json.loads(self.feature_record())
         differ = {k: (saved.get(k), now[k]) for k in now if saved.get(k) != now[k]}
@@ -507,8 +554,9 @@ class KSFV(Method):
                 f"{checkpoint} was trained with other ksfv feature parameters "
                 f"(saved, requested): {differ}"
             )
-        # our own checkpoint (trusted, as torch.load in defocus.train.loop)
-        self.svm = pickle.loads(np.asarray(model["svm_pickle"], dtype=np.uint8).tobytes())
+        self.svm = RBFDecision(
+            model["support_vectors"], model["dual_coef"], model["intercept"], model["gamma"]
+        )
         self.scale = float(model["scale"])
 
     # -- inference --------------------------------------------------------------------
