@@ -203,3 +203,28 @@ def test_matlab_canny_finds_a_step_once_and_applies_hysteresis():
     assert e2[:, 15:45].any() and not e2[:, 55:65].any()
     assert matlab_canny(faint, 0.1, 0.5).any()  # alone, it is the strongest edge
     assert not matlab_canny(np.ones((10, 10)), 0.1, 0.5).any()
+
+
+def test_matlab_canny_automatic_thresholds():
+    from defocus.features.canny import automatic_thresholds, matlab_canny
+
+    mag = np.linspace(0.0, 1.0, 1001).reshape(7, 143)
+    # imhist(mag, 64): bins centred on k / 63, i.e. edges at (k - 0.5) / 63
+    edges = np.concatenate([[-1.0], (np.arange(64) + 0.5) / 63.0])
+    counts, _ = np.histogram(mag, bins=edges)
+    first = next(k for k in range(64) if counts[: k + 1].sum() > 0.7 * mag.size)
+    low, high = automatic_thresholds(mag)
+    assert high == (first + 1) / 64 and low == pytest.approx(0.4 * high)
+    assert 0.69 < high < 0.72
+    # without thresholds, matlab_canny uses them: same edges as with them passed explicitly
+    rng = np.random.default_rng(0)
+    from scipy import ndimage
+
+    img = ndimage.gaussian_filter(rng.random((40, 50)), 2.0)
+    from defocus.features.canny import smooth_gradient
+
+    m = np.hypot(*smooth_gradient(img))
+    lo, hi = automatic_thresholds(m / m.max())
+    np.testing.assert_array_equal(matlab_canny(img), matlab_canny(img, lo, hi))
+    with pytest.raises(ValueError, match="low <= high"):
+        matlab_canny(img, 0.3, None)

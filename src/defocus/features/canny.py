@@ -18,6 +18,11 @@ introduced in R2011a), read for its definition:
 4. Hysteresis (``bwselect(E, c, r, 8)``): the 8-connected components of those maxima that
    contain a pixel ``> high``.
 
+Without thresholds (``edge(I, 'canny')``), ``selectThresholds`` picks them from a 64-bin
+``imhist`` of the normalised magnitude: ``high`` = (the first bin whose cumulative count
+exceeds 70 % of the pixels) / 64, ``low = 0.4 high``. ``imhist`` of a double image puts ``x``
+in bin ``floor(63 x + 0.5)`` (bins centred on ``k / 63``).
+
 scikit-image's :func:`skimage.feature.canny` differs at every step (Sobel of a Gaussian
 instead of a derivative-of-Gaussian, constant-mode border, absolute thresholds).
 """
@@ -97,17 +102,36 @@ def _local_maxima(dx: np.ndarray, dy: np.ndarray, mag: np.ndarray, low: float) -
     return out
 
 
+#: ``edge.m``'s magic numbers for automatic thresholds
+PERCENT_NOT_EDGES = 0.7
+THRESHOLD_RATIO = 0.4
+
+
+def automatic_thresholds(mag: np.ndarray) -> tuple[float, float]:
+    """``selectThresholds`` of ``edge.m`` on a magnitude normalised to [0, 1]: (low, high)."""
+    bins = np.floor(np.clip(mag, 0.0, 1.0) * 63.0 + 0.5).astype(np.int64)  # imhist(mag, 64)
+    counts = np.bincount(bins.ravel(), minlength=64)
+    first = int(np.argmax(np.cumsum(counts) > PERCENT_NOT_EDGES * mag.size))  # 0-based bin
+    high = (first + 1) / 64.0
+    return THRESHOLD_RATIO * high, high
+
+
 def matlab_canny(
-    image: np.ndarray, low: float, high: float, sigma: float = DEFAULT_SIGMA
+    image: np.ndarray,
+    low: float | None = None,
+    high: float | None = None,
+    sigma: float = DEFAULT_SIGMA,
 ) -> np.ndarray:
     """Boolean edge map of a 2-D image, as ``edge(image, 'canny', [low high], sigma)``.
 
     ``low`` and ``high`` are fractions of the largest gradient magnitude; MATLAB requires
-    ``low < high < 1``, this function accepts ``0 <= low <= high``.
+    ``low < high < 1``, this function accepts ``0 <= low <= high``. Both ``None``: MATLAB's
+    automatic thresholds (:func:`automatic_thresholds`).
     """
     from scipy import ndimage
 
-    if not 0 <= low <= high:
+    auto = low is None and high is None
+    if not auto and (low is None or high is None or not 0 <= low <= high):
         raise ValueError(f"Canny thresholds must satisfy 0 <= low <= high, got ({low}, {high})")
     img = np.asarray(image, dtype=np.float64)
     if img.ndim != 2:
@@ -118,6 +142,8 @@ def matlab_canny(
     if top <= 0:
         return np.zeros(img.shape, bool)
     mag /= top
+    if auto:
+        low, high = automatic_thresholds(mag)
     weak = _local_maxima(dx, dy, mag, float(low))
     strong = weak & (mag > float(high))
     if not strong.any():

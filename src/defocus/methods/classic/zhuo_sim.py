@@ -104,6 +104,9 @@ class ZhuoSim(Method):
         "s1": 1.0,
         "s2_factor": 1.5,
         "canny_sigma": float(np.sqrt(2.0)),
+        # "matlab": edge(gray, 'canny') with its automatic thresholds, as the authors' MATLAB
+        # code would call it (defocus.features.canny); "skimage": scikit-image's defaults
+        "canny_impl": "matlab",
         "max_blur": 3.0,
         "lam": 0.005,
         "matting_epsilon": 1e-7,
@@ -112,15 +115,24 @@ class ZhuoSim(Method):
 
     def sparse_map(self, image: np.ndarray) -> np.ndarray:
         """Sigma (px) at Canny edges, NaN elsewhere."""
-        from skimage.feature import canny
-
         image = check_image(image)
         s1 = check_positive("s1", self.params["s1"])
         f = float(self.params["s2_factor"])
         if f <= 1:
             raise ValueError(f"s2_factor must be > 1 (s2 > s1), got {self.params['s2_factor']!r}")
         gray = to_gray(image)
-        edges = canny(gray, sigma=check_positive("canny_sigma", self.params["canny_sigma"]))
+        sigma = check_positive("canny_sigma", self.params["canny_sigma"])
+        impl = self.params["canny_impl"]
+        if impl == "matlab":
+            from defocus.features.canny import matlab_canny
+
+            edges = matlab_canny(gray, sigma=sigma)
+        elif impl == "skimage":
+            from skimage.feature import canny
+
+            edges = canny(gray, sigma=sigma)
+        else:
+            raise ValueError(f"canny_impl must be 'matlab' or 'skimage', got {impl!r}")
         return sparse_defocus(gray, edges, s1, f * s1)
 
     def predict_raw(self, image: np.ndarray) -> np.ndarray:
