@@ -421,14 +421,14 @@ def test_render_rejects_non_positive_depth_and_unreal_camera(tmp_path, photo, ca
     assert not (tmp_path / "out").exists()
 
 
-torch = pytest.importorskip("torch")
-
 #: a small DeFusionNet (random init) whose shape differs from the defaults
 _SMALL = {"steps": 1, "side_channels": 8, "vgg_width": 0.125, "pretrained": False, "n_shallow": 2}
 
 
 @pytest.fixture(scope="module")
 def small_defusionnet_ckpt(tmp_path_factory):
+    torch = pytest.importorskip("torch")
+
     from defocus.methods.registry import get_method
 
     m = get_method("defusionnet", _SMALL)
@@ -463,6 +463,8 @@ def test_checkpoint_of_another_method_is_one_line(small_defusionnet_ckpt, tmp_pa
     err = capsys.readouterr().err.strip()
     assert "belongs to method 'defusionnet', not 'dmenet'" in err and len(err.splitlines()) == 1
     # a state dict without a method name that does not fit: one line, not ~150 key names
+    import torch
+
     foreign = tmp_path / "foreign.pt"
     torch.save({"model": {"conv.weight": torch.zeros(3, 3)}}, foreign)
     args = ["predict", "--method", "defusionnet", "--checkpoint", str(foreign)]
@@ -481,3 +483,22 @@ def test_checkpoint_of_another_method_is_one_line(small_defusionnet_ckpt, tmp_pa
     )
     err = capsys.readouterr().err.strip()
     assert "does not fit the defusionnet network" in err and len(err.splitlines()) == 1
+
+
+def test_workflow_predictions_record_the_max_side_policy(tmp_path, photo):
+    from defocus.io.predictions import iter_maps, read_attrs
+    from defocus.predict import predict_manifest
+
+    write_image(tmp_path / "image" / "big.png", photo)  # 128x96
+    write_image(tmp_path / "image" / "small.png", photo[:40, :60])
+    rows = [
+        {"id": i, "split": "test", "image": f"image/{i}.png", "gt": ""} for i in ("big", "small")
+    ]
+    write_manifest(rows, tmp_path / "manifest.csv")
+    out = predict_manifest(
+        "ref_gradient", {}, tmp_path / "manifest.csv", tmp_path / "p.h5", max_side=64
+    )
+    attrs = read_attrs(out)
+    assert attrs["max_side"] == 64 and attrs["resized_ids"] == "big"
+    maps = {i: m for i, m, _ in iter_maps(out, ["big", "small"])}
+    assert maps["big"].shape == (96, 128) and maps["small"].shape == (40, 60)
