@@ -2,27 +2,48 @@
 
 The scene is cut into layers of equal quantised CoC (far to near). Each layer's binary
 mask and premultiplied colour are blurred with the same Gaussian (symmetric border) and
-composited back to front: ``merged = (1 - m) * merged + c`` (generator ``blur_by_depth``).
-For layers in front of the focal plane the accumulated background is first made opaque
-(divided by its accumulated mask) and extended under the layer's blur footprint, so that
-the blurred foreground edge does not mix with black (generator
-``inpaint_background_and_modify_merged_mask``). The final image is ``merged / mask``.
+composited back to front: ``merged = (1 - m) * merged + c`` (generator ``blur_by_depth.m``
+l. 52-69). The final image is ``merged / mask`` (l. 74).
 
-Differences from the MATLAB generator, both deliberate and documented:
+Layers in front of the focal plane first get the background behind them filled in, so
+that a blurred foreground edge does not mix with black. Two rules (``fill=``):
 
-* background extension uses normalised convolution with the layer's own kernel,
-  ``blur(bg * U) / blur(U)`` over the far-layer union ``U``, instead of MATLAB's
-  ``regionfill`` (Laplace interpolation), and marks the extended background opaque; it is
-  applied where the current layer's blurred mask is non-zero (where it is visible);
-* the 2-D kernel is the outer product of two normalised 1-D Gaussians, which equals
-  ``fspecial('gaussian', [n n], s)`` on a square window (fspecial's zeroing of taps below
-  ``eps * max`` is not reproduced; it changes weights by < 1e-15).
+``"regionfill"`` (default) is the generator's ``inpaint_background_and_modify_merged_mask``
+(``blur_by_depth.m`` l. 288-324), step by step:
 
-Three implementations share these semantics: :func:`render_reference` (full-frame blur per
-layer, scipy, float64; for tests and benchmarks), and :func:`render_layered` with
+1. the union ``U`` of the farther layers (l. 227-233, 64) is blurred with the current
+   layer's kernel (symmetric border, l. 290); the hole is where that blur is >= 1e-3 and
+   outside ``U`` (l. 291-299), whether or not the current layer covers it;
+2. the accumulated colour is normalised by the accumulated mask (a zero mask taken as 1)
+   and zeroed outside ``U`` (l. 303-306); each channel and the indicator of ``U`` are then
+   filled in the hole by MATLAB ``regionfill`` (l. 307-312);
+3. the whole accumulation is normalised (mask 1 wherever it was > 0, l. 317-320) and the
+   hole takes the filled colour and the filled indicator as its mask (l. 322-323), so the
+   fill fades towards the pixels no farther layer reaches.
+
+``regionfill`` is a Laplace (membrane) interpolation: MATLAB documents it as "calculates the
+discrete Laplacian over the regions and solves the Dirichlet boundary value problem"
+(Image Processing Toolbox, ``regionfill`` reference page, Algorithms). The discrete form
+followed here (:func:`harmonic_fill`) is that of its implementation: for each hole pixel,
+``deg * x - (sum of hole neighbours) = (sum of known neighbours)`` over its 4-neighbours
+inside the image, ``deg`` being their number (4 inside, 3 on an edge, 2 in a corner: a
+zero-flux image border), solved by a sparse factorisation (scipy SuperLU).
+
+``"normalized"`` is this package's earlier rule: the background extension is normalised
+convolution with the layer's own kernel, ``blur(bg * U) / blur(U)``, marked opaque and
+applied only where the current layer's blurred mask is non-zero.
+
+The 2-D kernel is the outer product of two normalised 1-D Gaussians, which equals
+``fspecial('gaussian', [n n], s)`` on a square window (fspecial's zeroing of taps below
+``eps * max`` is not reproduced; it changes weights by < 1e-15).
+
+Three implementations share these semantics: :func:`render_reference` (full-frame blur and
+fill per layer, scipy, float64; for tests and benchmarks), and :func:`render_layered` with
 ``backend="numpy"`` (OpenCV 1-D filters on each layer's footprint only, float32) or
 ``backend="torch"`` (the same footprint crops, blurred by banded matrix products, CPU or
-CUDA). Both blur a layer's mask and premultiplied colour as one 4-channel crop.
+CUDA). Both blur a layer's mask and premultiplied colour as one 4-channel crop; the
+``regionfill`` hole is found on the 8 x 8 px blocks that can hold it and solved on the
+CPU (float64) for both backends.
 """
 
 from __future__ import annotations
@@ -30,19 +51,23 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, sparse
+from scipy.sparse.linalg import splu
 
 from defocus.render.physics import SIGMA_FORMULAS, quantize_coc, sigma_from_coc
 
-#: Blurred-mask values below this are set to 0 (generator ``get_blurred_components``).
+#: Blurred-mask values below this are set to 0 (generator ``get_blurred_components``,
+#: ``blur_by_depth.m`` l. 282).
 MASK_EPS = 1e-4
 #: Blurred far-layer union below this is "not near the background" (generator
-#: ``inpaint_background_and_modify_merged_mask``).
+#: ``inpaint_background_and_modify_merged_mask``, ``blur_by_depth.m`` l. 291).
 FILL_EPS = 1e-3
 #: Default Gaussian truncation (in sigmas) when no fixed window radius is given.
 TRUNCATE = 3.0
 
 BACKENDS = ("numpy", "torch")
+#: Background fill rules under layers in front of the focal plane (see the module notes).
+FILLS = ("regionfill", "normalized")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -64,6 +89,59 @@ def kernel_radius(sigma_px: float, kernel_radius_px: int | None, truncate: float
             raise ValueError(f"kernel_radius_px must be >= 1 or None, got {kernel_radius_px}")
         return int(kernel_radius_px)
     return max(1, int(math.ceil(truncate * sigma_px)))
+
+
+def harmonic_fill(known: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Laplace (membrane) interpolation inside ``hole``: MATLAB ``regionfill`` per channel.
+
+    Parameters
+    ----------
+    known : numpy.ndarray
+        ``(H, W, C)`` values; those outside ``hole`` are the Dirichlet data.
+    hole : numpy.ndarray
+        ``(H, W)`` bool, the pixels to fill.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, C)`` float64 values at ``np.nonzero(hole)`` (row-major order): the solution of
+        ``deg(p) x_p - sum_{q in hole} x_q = sum_{q not in hole} known_q`` over the
+        4-neighbours ``q`` of ``p`` inside the array, ``deg(p)`` their number. Neighbours
+        beyond the array border do not exist (zero flux there), so a crop gives the
+        full-image answer only if it contains every in-image neighbour of the hole.
+    """
+    hole = np.asarray(hole, dtype=bool)
+    known = np.asarray(known, dtype=np.float64)
+    if known.ndim != 3 or known.shape[:2] != hole.shape:
+        raise ValueError(f"known {known.shape} must be (H, W, C) with hole {hole.shape} = (H, W)")
+    hh, ww = hole.shape
+    ys, xs = np.nonzero(hole)
+    n = len(ys)
+    if n == 0:
+        return np.zeros((0, known.shape[2]))
+    if n == hole.size:
+        raise ValueError("the hole covers the whole image: no known pixel to interpolate from")
+    idx = np.full(hole.shape, -1, dtype=np.int64)
+    idx[ys, xs] = np.arange(n)
+    deg = np.zeros(n)
+    rhs = np.zeros((n, known.shape[2]))
+    rows, cols = [np.arange(n)], [np.arange(n)]
+    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        yy, xx = ys + dy, xs + dx
+        ok = np.flatnonzero((yy >= 0) & (yy < hh) & (xx >= 0) & (xx < ww))
+        deg[ok] += 1.0
+        j = idx[yy[ok], xx[ok]]
+        inner = j >= 0
+        rows.append(ok[inner])
+        cols.append(j[inner])
+        out = ok[~inner]  # known neighbours: a pixel has one per direction, no duplicates
+        rhs[out] += known[yy[out], xx[out]]
+    vals = np.concatenate([deg, -np.ones(sum(len(r) for r in rows[1:]))])
+    a = sparse.csc_matrix((vals, (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+    # the matrix is symmetric positive definite (every component of the hole touches a known
+    # pixel): a symmetric fill-reducing ordering keeps the factor small
+    lu = splu(a, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
+    return lu.solve(rhs)
 
 
 def decompose_layers(coc_px: np.ndarray, depth_m: np.ndarray | None = None):
@@ -98,7 +176,7 @@ def decompose_layers(coc_px: np.ndarray, depth_m: np.ndarray | None = None):
     return run_id[inv].astype(np.int32), coc_far_to_near[starts]
 
 
-def _check_inputs(image, coc_px, sigma_formula, backend=None):
+def _check_inputs(image, coc_px, sigma_formula, backend=None, fill="regionfill"):
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an RGB image of shape (H, W, 3), got {image.shape}")
@@ -113,6 +191,8 @@ def _check_inputs(image, coc_px, sigma_formula, backend=None):
         raise ValueError(f"sigma_formula must be one of {SIGMA_FORMULAS}, got {sigma_formula!r}")
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if fill not in FILLS:
+        raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
     return image, coc_px
 
 
@@ -132,12 +212,14 @@ def render_reference(
     sigma_formula: str = "generator",
     kernel_radius_px: int | None = None,
     truncate: float = TRUNCATE,
+    fill: str = "regionfill",
 ) -> np.ndarray:
-    """Direct layered renderer: every layer blurred over the full frame (slow, float64).
+    """Direct layered renderer: every layer blurred and filled over the full frame (slow,
+    float64), written as the generator's steps (see the module notes).
 
     Same semantics as :func:`render_layered`; used to test it and as the benchmark baseline.
     """
-    image, coc_px = _check_inputs(image_f32_rgb, coc_px, sigma_formula)
+    image, coc_px = _check_inputs(image_f32_rgb, coc_px, sigma_formula, fill=fill)
     img = image.astype(np.float64)
     labels, layer_coc = decompose_layers(coc_px, depth_m)
     first_focus = _first_focus_index(layer_coc)
@@ -162,7 +244,20 @@ def render_reference(
         else:
             m, c = mask, img * mask[..., None]
         m = np.where(m < MASK_EPS, 0.0, m)
-        if i > first_focus:
+        if i > first_focus and fill == "regionfill":
+            # generator l. 288-324; a sharp layer (kernel 0) blurs U to 0: an empty hole
+            hole = np.zeros((h, w), dtype=bool)
+            if k is not None:
+                hole = (blur(union.astype(np.float64), k) >= FILL_EPS) & ~union
+            norm = np.where(mm > 0, mm, 1.0)
+            merged /= norm[..., None]
+            mm /= norm
+            if hole.any():
+                known = np.concatenate([union[..., None], merged * union[..., None]], axis=2)
+                vals = harmonic_fill(known, hole)
+                mm[hole] = vals[:, 0]
+                merged[hole] = vals[:, 1:]
+        elif i > first_focus:
             nz = mm > 0
             merged[nz] /= mm[nz, None]
             mm[nz] = 1.0
@@ -345,6 +440,14 @@ class _NumpyOps:
         out = self.s[..., 1:] / (mm + (mm == 0))[..., None]
         return out
 
+    def read(self, y0, y1, x0, x1):
+        """The state [mask, colour] on a rect as an ``(h, w, 4)`` float array."""
+        return self.s[y0:y1, x0:x1]
+
+    def write(self, y0, y1, x0, x1, sel, vals):
+        """Set the state at the pixels ``sel`` of a rect to ``vals`` (n, 4)."""
+        self.s[y0:y1, x0:x1][sel] = vals
+
 
 class _TorchOps:
     """The same crops as ``(4, h, w)`` tensors in torch (CPU or CUDA).
@@ -439,6 +542,14 @@ class _TorchOps:
         mm = self.s[:1]
         return (self.s[1:] / (mm + (mm == 0))).permute(1, 2, 0).cpu().numpy()
 
+    def read(self, y0, y1, x0, x1):
+        return self.s[:, y0:y1, x0:x1].permute(1, 2, 0).cpu().numpy()
+
+    def write(self, y0, y1, x0, x1, sel, vals):
+        crop = self.read(y0, y1, x0, x1)
+        crop[sel] = vals
+        self.s[:, y0:y1, x0:x1] = self._t(crop.transpose(2, 0, 1))
+
 
 def _sym_index(lo: int, hi: int, r: int, n: int) -> np.ndarray:
     """Indices of ``[lo - r, hi + r)`` into an axis of length ``n`` with symmetric border."""
@@ -455,6 +566,49 @@ def _window(a, y0, y1, x0, x1, r, h, w):
     return np.pad(part, pads, mode="symmetric")
 
 
+def _grow2d(a: np.ndarray, n: int) -> np.ndarray:
+    """Boolean dilation of a 2-D array by ``n`` cells (a (2n + 1) square)."""
+    return _grow(_grow(a, n).T, n).T
+
+
+def _regionfill(ops, labels, i, k, r, cand):
+    """The generator's background fill for front layer ``i`` on the state of ``ops``.
+
+    ``cand`` is the block grid of the pixels that can be in the hole: blocks holding a pixel
+    of a layer >= ``i`` within ``r`` px (``ceil(r / 8)`` blocks) of a farther layer. The
+    hole (blurred far union >= :data:`FILL_EPS`, outside the union) is found on their
+    bounding box and solved by :func:`harmonic_fill` on its own bounding box plus one pixel,
+    which holds every in-image neighbour of the hole. The state must be normalised where
+    the far union is. Returns the rect written, or None when the hole is empty.
+    """
+    import cv2
+
+    h, w = labels.shape
+    b = _BLOCK
+    rows, cols = np.flatnonzero(cand.any(1)), np.flatnonzero(cand.any(0))
+    if rows.size == 0:
+        return None
+    y0, y1 = int(rows[0]) * b, min(h, (int(rows[-1]) + 1) * b)
+    x0, x1 = int(cols[0]) * b, min(w, (int(cols[-1]) + 1) * b)
+    u = (_window(labels, y0, y1, x0, x1, r, h, w) < i).astype(np.float64)
+    kk = np.asarray(k, dtype=np.float64)
+    bu = cv2.sepFilter2D(u, cv2.CV_64F, kk, kk, borderType=cv2.BORDER_CONSTANT)[r:-r, r:-r]
+    hole = (bu >= FILL_EPS) & (labels[y0:y1, x0:x1] >= i)
+    ys, xs = np.nonzero(hole)
+    if ys.size == 0:
+        return None
+    ya, yb = max(0, y0 + int(ys.min()) - 1), min(h, y0 + int(ys.max()) + 2)
+    xa, xb = max(0, x0 + int(xs.min()) - 1), min(w, x0 + int(xs.max()) + 2)
+    hole = np.zeros((yb - ya, xb - xa), dtype=bool)
+    hole[ys + (y0 - ya), xs + (x0 - xa)] = True
+    state = ops.read(ya, yb, xa, xb)
+    known = np.empty(state.shape, dtype=np.float64)
+    known[..., 0] = labels[ya:yb, xa:xb] < i  # the far union: mask of the generator's fill
+    known[..., 1:] = state[..., 1:] * known[..., :1]  # normalised colour, zero off the union
+    ops.write(ya, yb, xa, xb, hole, harmonic_fill(known, hole).astype(np.float32))
+    return ya, yb, xa, xb
+
+
 def render_layered(
     image_f32_rgb: np.ndarray,
     coc_px: np.ndarray,
@@ -465,6 +619,7 @@ def render_layered(
     kernel_radius_px: int | None = None,
     truncate: float = TRUNCATE,
     strip_px: int = 32,
+    fill: str = "regionfill",
 ) -> np.ndarray:
     """Render a defocused image from a sharp one and a per-pixel CoC map (fast).
 
@@ -489,6 +644,9 @@ def render_layered(
         Window half-width in sigmas when ``kernel_radius_px`` is None.
     strip_px : int
         Height of the output row strips the footprint is cut into (a speed knob only).
+    fill : {"regionfill", "normalized"}
+        Background fill under layers in front of the focal plane (see the module notes):
+        the generator's Laplace interpolation (default) or normalised convolution.
 
     Returns
     -------
@@ -506,7 +664,7 @@ def render_layered(
     result equals the full-frame reference up to float32 rounding (measured < 1e-6; tested
     at 1e-5).
     """
-    image, coc_px = _check_inputs(image_f32_rgb, coc_px, sigma_formula, backend)
+    image, coc_px = _check_inputs(image_f32_rgb, coc_px, sigma_formula, backend, fill)
     if strip_px < 1:
         raise ValueError(f"strip_px must be >= 1, got {strip_px}")
     labels, layer_coc = decompose_layers(coc_px, depth_m)
@@ -531,6 +689,9 @@ def render_layered(
     yy, xx = np.indices((h, w), sparse=True)
     occ = np.zeros((n_layers, -(-h // b), -(-w // b)), dtype=bool)
     occ[labels, yy // b, xx // b] = True
+    if fill == "regionfill":  # blocks holding a pixel of layer i or nearer, and of the far union
+        rest = np.logical_or.accumulate(occ[::-1], axis=0)[::-1]
+        far = np.zeros(occ.shape[1:], dtype=bool)
     # row bands (strip_px high) touched since the last normalisation: column range
     n_bands = -(-h // strip_px)
     dirty = np.empty((n_bands, 2), dtype=np.int64)
@@ -549,6 +710,17 @@ def render_layered(
         if kernels[i] is None:  # sharp layer: its pixels replace the state
             rects = [(box[0].start, box[0].stop, box[1].start, box[1].stop)]
             ops.paste(i, *rects[0])
+        elif fill == "regionfill":
+            k, r = kernels[i]
+            rects = []
+            if front:  # fill the whole hole first: the layer's blur does not read the state
+                cand = rest[i] & _grow2d(far, -(-r // b))
+                filled = _regionfill(ops, labels, i, k, r, cand)
+                rects = [filled] if filled is not None else []
+            kk = ops.kernel(k, r)
+            for rect in _layer_rects(occ[i], box, r, h, w, strip_px, 2 * r + 16, ops.max_width):
+                ops.composite(*rect, ops.layer(i, kk, r, *rect), None)
+                rects.append(rect)
         else:
             k, r = kernels[i]
             kk = ops.kernel(k, r)
@@ -567,4 +739,6 @@ def render_layered(
             for band in range(y0 // strip_px, (y1 - 1) // strip_px + 1):
                 dirty[band, 0] = min(dirty[band, 0], x0)
                 dirty[band, 1] = max(dirty[band, 1], x1)
+        if fill == "regionfill":
+            far |= occ[i]
     return np.ascontiguousarray(ops.result(), dtype=np.float32)
