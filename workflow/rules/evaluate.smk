@@ -4,13 +4,9 @@ from defocus.evaluate.metrics import describe_protocol
 
 # methods with ablation variants (name@key=value): one table_ablation_<base> each
 ABLATION_BASES = sorted({m.partition("@")[0] for m in METHODS if "@" in m})
-
-
-def run_protocol_text():
-    """The configured protocol in words, for the report captions (the tables' own captions
-    are rendered from the protocol their summaries record)."""
-    proto = evaluation_protocol(config["evaluation"], config["seed"], TEST_SETS[0])
-    return describe_protocol(**proto)
+# the configured protocol, as the report captions print it (the tables' own captions are
+# rendered from the protocol their summaries record)
+RUN_PROTOCOL = evaluation_protocol(config["evaluation"], config["seed"], TEST_SETS[0])
 
 
 rule evaluate:
@@ -93,7 +89,7 @@ rule tables:
         * lookup(dpath="resources/tables/runtime", within=config, default=30),
         cpus_per_task=lambda wc, threads: threads,
     params:
-        protocol_text=lambda wc: run_protocol_text(),
+        protocol_text=lambda wc: describe_protocol(**RUN_PROTOCOL),
         rtf_sigma_clip=config["evaluation"]["rtf_sigma_clip"],
         ablation_bases=ABLATION_BASES,
         extra_tables=extra_tables(),
@@ -130,6 +126,6 @@ rule ablation_table:
         * lookup(dpath="resources/tables/runtime", within=config, default=30),
         cpus_per_task=lambda wc, threads: threads,
     params:
-        protocol_text=lambda wc: run_protocol_text(),
+        protocol_text=lambda wc: describe_protocol(**RUN_PROTOCOL),
     script:
         "../scripts/ablation_table.py"
