@@ -54,6 +54,12 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="WxH of the astronaut for the whole-image check (default: %(default)s)",
     )
     p.add_argument("--device", default="cpu", help="cpu | cuda (default: cpu)")
+    p.add_argument(
+        "--method",
+        default="dhde",
+        help="method spec, e.g. dhde@quantise=false,canny_impl=skimage for the steps this "
+        "package ran before following the release (default: %(default)s)",
+    )
     return p
 
 
@@ -83,10 +89,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    method = get_method("dhde")
+    method = get_method(args.method)
     method.device = args.device
     method.load(weights)
-    print(f"weights: {weights}")
+    print(f"method: {args.method}, weights: {weights}")
     for path in map(Path, args.patches):
         acc = method.patch_accuracy([path], split=args.split)
         print(

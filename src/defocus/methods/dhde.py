@@ -985,7 +985,9 @@ class DHDE(Method):
 
     def _check_release_arch(self) -> None:
         p, d = self.params, self.defaults
-        arch = {k: p[k] for k in _ARCH_KEYS if p[k] != d[k]}
+        # quantise is how features are fed, not the network: the release model runs without
+        # it as an ablation of that step
+        arch = {k: p[k] for k in _ARCH_KEYS if k != "quantise" and p[k] != d[k]}
         if arch:
             raise ValueError(f"the release model is fB, multi-scale, 11 labels; got {arch}")
 
