@@ -502,3 +502,23 @@ def test_workflow_predictions_record_the_max_side_policy(tmp_path, photo):
     assert attrs["max_side"] == 64 and attrs["resized_ids"] == "big"
     maps = {i: m for i, m, _ in iter_maps(out, ["big", "small"])}
     assert maps["big"].shape == (96, 128) and maps["small"].shape == (40, 60)
+
+
+def test_a_method_crash_on_one_image_does_not_stop_the_batch(tmp_path, photo, monkeypatch):
+    import defocus.predict as pr
+
+    real = pr.run_one
+
+    def flaky(method, image, max_side=0):
+        if image.shape[:2] == (40, 60):
+            raise RuntimeError("out of memory in a kernel\nlong torch detail")
+        return real(method, image, max_side)
+
+    monkeypatch.setattr(pr, "run_one", flaky)
+    write_image(tmp_path / "in" / "a.png", photo[:40, :60])
+    write_image(tmp_path / "in" / "b.png", photo)
+    with pytest.raises(PredictBatchError) as e:
+        predict_files("ref_gradient", [tmp_path / "in"], tmp_path / "out")
+    assert [p.name for p in e.value.written] == ["b.png"]
+    assert "RuntimeError: out of memory in a kernel" in str(e.value)
+    assert "long torch detail" not in str(e.value)

@@ -346,6 +346,11 @@ def predict_files(
         except (ImageError, ValueError, MethodError, OSError, MemoryError) as e:
             failed.append((path, str(e).splitlines()[0] if str(e) else type(e).__name__))
             continue
+        except Exception as e:  # the method failed on this image (e.g. cv2.error): go on
+            first = (str(e).strip().splitlines() or [""])[0]
+            failed.append((path, f"{spec} failed: {type(e).__name__}: {first}"))
+            log.debug("%s failed on %s", spec, path, exc_info=True)
+            continue
         base = names[path]
         target = base.with_name(base.name + ".png")
         write_image(target, map_to_uint8(blur))
