@@ -196,3 +196,18 @@ def test_prediction_provenance_reaches_table1(tmp_path):
     assert bool(t.loc["svd", "faithful_at_paper_scale"])
     assert t.loc["btbnet", "implementation"] == "external"
     assert t.loc["btbnet", "weights"] == "external maps"
+
+
+def test_training_images_of_a_patch_file_leave_out_held_out_sources(tmp_path):
+    import h5py
+
+    path = tmp_path / "patches.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["sources"] = json.dumps(["a", "b", "c", "d"])
+        f.attrs["val_sources"] = json.dumps(["d"])
+    manifest = _manifest(tmp_path, 2)
+    # three training sources of the patch file + two train rows of the manifest
+    assert count_training_images({"patches": [str(path)], "train": [str(manifest)]}) == 5
+    # a manifest named under two roles counts once; a converted weights file not at all
+    data = {"a": [str(manifest)], "b": [str(manifest)], "weights": ["x.caffemodel"]}
+    assert count_training_images(data) == 2

@@ -63,8 +63,8 @@ class Fidelity:
 
 def count_training_images(data: dict[str, list[str]], max_images: int = 0) -> int | None:
     """Images a training run drew from: ``train`` rows of its manifests (capped by
-    ``max_images`` when > 0) plus the source images of its patch files; None when a file
-    cannot be read (e.g. moved since training)."""
+    ``max_images`` when > 0) plus the training source images of its patch files (not the
+    held-out ``val_sources``); None when a file cannot be read (e.g. moved since training)."""
     from defocus.io.manifest import read_manifest
 
     seen: set[str] = set()
@@ -80,8 +80,9 @@ def count_training_images(data: dict[str, list[str]], max_images: int = 0) -> in
                 elif path.endswith((".h5", ".hdf5")):
                     import h5py
 
-                    with h5py.File(path, "r") as f:
-                        total += len(json.loads(f.attrs["sources"]))
+                    with h5py.File(path, "r") as f:  # held-out (val) sources not counted
+                        held_out = json.loads(f.attrs.get("val_sources", "[]"))
+                        total += len(json.loads(f.attrs["sources"])) - len(held_out)
                 else:  # a weights file converted instead of trained
                     continue
             except (OSError, KeyError, ValueError):
