@@ -140,3 +140,26 @@ def test_not_pretrained_never_downloads(monkeypatch):
     monkeypatch.setattr(backbones, "_download_imagenet", boom)
     feats = vgg_features("vgg19", weights="imagenet", pretrained=False, width=0.25)
     assert feats.init == "random"
+
+
+@pytest.mark.parametrize("method", ["defusionnet", "dmenet"])
+def test_pretrained_method_without_imagenet_weights_stops(monkeypatch, tmp_path, method):
+    """A paper-default learned method (pretrained: true) offline stops when its network is
+    built at the start of training, naming the file; it never trains from random weights."""
+    from defocus.methods.registry import get_method
+
+    def offline(arch):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(backbones, "_download_imagenet", offline)
+    m = get_method(method)
+    assert m.params["pretrained"] is True and m.backbone_init() == "imagenet"
+    with pytest.raises(BackboneWeightsError, match=r"vgg1[69]-\w+\.pth"):
+        if method == "defusionnet":
+            m.build()
+        else:
+            from defocus.methods.dmenet import Trainer
+
+            Trainer(dict(m.params))
+    # random init only where the config says so, and the row then says so
+    assert get_method(method, {"pretrained": False}).backbone_init() == "random"
