@@ -211,3 +211,13 @@ def test_training_images_of_a_patch_file_leave_out_held_out_sources(tmp_path):
     # a manifest named under two roles counts once; a converted weights file not at all
     data = {"a": [str(manifest)], "b": [str(manifest)], "weights": ["x.caffemodel"]}
     assert count_training_images(data) == 2
+
+
+def test_defocus_methods_lists_implementation_and_differences(capsys):
+    from defocus.cli import main
+
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    assert "ss" in out and "reconstruction" in out
+    svd = registry.method_class("svd").fidelity
+    assert svd.differs in out and "differs from the paper:" in out
