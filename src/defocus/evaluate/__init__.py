@@ -5,18 +5,21 @@ Modules
 metrics
     :class:`~defocus.evaluate.metrics.BinaryEvaluator` (per-image accumulator, all 256
     thresholds by histogram + cumsum), :func:`~defocus.evaluate.metrics.summarise` for the
-    averaging modes ``image`` / ``image_maxf`` / ``pooled``, and the declared protocol
-    :data:`~defocus.evaluate.metrics.PROTOCOL_TEXT`.
+    averaging modes ``image`` / ``image_maxf`` / ``pooled``, and
+    :func:`~defocus.evaluate.metrics.describe_protocol` (the protocol in words;
+    :data:`~defocus.evaluate.metrics.PROTOCOL_TEXT` is the default one).
 continuous
     MSE / MAE of physical defocus maps (RTF normalisation of DMENet's evaluation).
 bootstrap
     Seeded percentile-bootstrap CIs over images for f_beta and MAE.
 evaluate
     :func:`~defocus.evaluate.evaluate.evaluate_file` (prediction HDF5 + manifest ->
-    per-image frame, curves, summary) and :func:`~defocus.evaluate.evaluate.write_outputs`.
+    per-image frame, curves, summary with the row's provenance) and
+    :func:`~defocus.evaluate.evaluate.write_outputs`.
 tables
-    ``table1``, ``runtime_table``, ``ablation_table``, ``continuous_table``, ``write_table``
-    (CSV + Markdown + LaTeX) and ``write_tables_readme``.
+    ``table1``, ``runtime_table`` (with the provenance columns), ``ablation_table``,
+    ``continuous_table``, ``write_table`` (CSV + Markdown + LaTeX + JSON sidecar, captions
+    from the protocol the summaries record: ``protocol_of``) and ``write_tables_readme``.
 figures
     PR curves, F-vs-threshold curves and qualitative grids (PNG + PDF, Agg).
 """
