@@ -79,10 +79,13 @@ def test_provenance_of_a_trained_checkpoint(tmp_path):
     assert count_training_images({"train": [str(tmp_path / "absent.csv")]}) is None
 
 
-def test_provenance_of_release_and_classic_methods():
+def test_provenance_of_release_and_classic_methods(tmp_path):
     from defocus.methods.registry import get_method
 
-    rel = get_method("dhde@weights=release").provenance()
+    # an authors' file is not read as a checkpoint of this package
+    caffemodel = tmp_path / "DHDE_model.caffemodel"
+    caffemodel.write_bytes(b"not a torch file")
+    rel = get_method("dhde@weights=release").provenance(caffemodel)
     assert (rel["weights"], rel["backbone_init"], rel["training"]) == (
         "authors' release",
         "authors' release",

@@ -213,7 +213,9 @@ class Method:
         """
         meta: dict[str, Any] = {}
         iteration = self.params.get("iterations")
-        if checkpoint and Path(checkpoint).is_file() and self.learned:
+        # a product or training checkpoint of this package (not an authors' .caffemodel/.npz)
+        ours = checkpoint and Path(checkpoint).suffix.lower() in (".pt", ".pth")
+        if ours and Path(checkpoint).is_file() and self.learned:
             from defocus.train.loop import load_checkpoint
 
             state = load_checkpoint(checkpoint)
