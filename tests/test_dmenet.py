@@ -322,3 +322,30 @@ def test_predict_raw_odd_size_and_checkpoints(syndof, tmp_path):
         DMENet(**TINY).load(None)
     with pytest.raises(MethodError, match="no weights"):
         DMENet(**TINY).predict_raw(img)
+
+
+def test_augment_scales_pixel_labels_with_a_shrunk_image():
+    """A full-resolution render shrunk to max_side keeps sigma in the shrunk image's pixels."""
+    sigma = np.full((100, 150), 4.0, np.float32)
+    img = np.zeros((100, 150, 3), np.uint8)
+    # short side 100 > max_side 48: resized to 48 (+1 px) -> factors 49/100 and 73/150
+    _, lab = augment(img, sigma, np.random.default_rng(0), 32, 48, scale_label=True)
+    np.testing.assert_allclose(lab, 4.0 * np.sqrt(49 / 100 * 73 / 150), rtol=1e-5)
+    # masks (and the release's own behaviour) keep their values
+    _, lab = augment(img, sigma, np.random.default_rng(0), 32, 48)
+    np.testing.assert_allclose(lab, 4.0)
+    # no resize, no scaling
+    _, lab = augment(img, sigma, np.random.default_rng(0), 32, 800, scale_label=True)
+    np.testing.assert_allclose(lab, 4.0)
+
+
+def test_release_target_decodes_coc_as_the_release():
+    m = DMENet(**TINY, target="coc")
+    out = np.array([0.0, 1 / 15, 0.5, 1.0], np.float32)
+    # main.py line 500: sigma = (15 map - 1) / 2, negative values set to 0
+    np.testing.assert_allclose(m.map_to_sigma(out), [0.0, 0.0, 3.25, 7.0])
+    np.testing.assert_allclose(DMENet(**TINY).map_to_sigma(out), out * 7.0)
+    with pytest.raises(ValueError, match="target"):
+        DMENet(**TINY, target="depth")
+    with pytest.raises(ValueError, match="vgg_input"):
+        DMENet(**TINY, vgg_input="bgr")

@@ -41,12 +41,16 @@ batches (the unlabelled ``real`` images and the ``binary``-labelled ones; releas
   (release: ``(2 L_syn + L_real + L_real_no_label) / 2 * lambda_adv``; z = 1 for synthetic);
 * ``L_C``: MSE on VGG19 conv4_4; ``L_S``: BCE of S's logits against the binary mask.
 
-GT normalisation: the target is ``sigma / sigma_max`` (release ``utils.get_images`` mode
-'DEPTH'). Our SYNDOF renderer writes sigma = (CoC - 1) / 4 px with max CoC 29 px, so
-``sigma_max = (29 - 1) / 4 = 7`` (release README / ``utils.py``: "sigma = (max_coc-1)/4, when
-max_coc = 29, max_sigma = 7"). The authors' own released training data store a CoC-like value
-divided by 15 (``config.TRAIN.max_coc = 15``); ``sigma_max`` is a parameter for that case.
-:meth:`DMENet.predict_raw` returns ``map * sigma_max`` in px.
+GT normalisation (parameter ``target``): ``"sigma"`` trains on ``sigma / sigma_max`` (release
+``utils.get_images`` mode 'DEPTH', the variant for the new SYNDOF generator). Our SYNDOF
+renderer writes sigma = (CoC - 1) / 4 px with max CoC 29 px, so ``sigma_max = (29 - 1) / 4 =
+7`` (release README / ``utils.py``: "sigma = (max_coc-1)/4, when max_coc = 29, max_sigma =
+7"). ``"coc"`` trains on ``CoC / max_coc`` with ``max_coc = 15``, as the release does with its
+own released SYNDOF (``utils.py`` lines 38-43, ``config.TRAIN.max_coc``; the manifest's ``coc``
+column, see :mod:`defocus.datasets.dmenet_release`), and is what the authors' checkpoint
+outputs. :meth:`DMENet.predict_raw` returns sigma in px: ``map * sigma_max`` for ``"sigma"``;
+``max(0, (max_coc * map - 1) / 2)`` for ``"coc"`` (release ``main.py`` lines
+500-501, ``evaluation/RTF/quantitative_RTF.m`` lines 47-48).
 
 Ablations (paper Sec. 5.1, the figure of incremental subnetworks) are parameters of this one
 implementation: ``dmenet@subnets=B`` (DMENet_B), ``dmenet@subnets=BD``,
@@ -55,9 +59,19 @@ auxiliary loss).
 
 Deliberate differences from the release, each a consequence of the PyTorch port:
 
-* the VGG19 weights are torchvision's (RGB in [0, 1], ``vgg_normalise``); the release uses the
-  Caffe VGG19 (``vgg19.npy``: BGR in [0, 255] minus ``[103.939, 116.779, 123.68]``). Each input
-  convention belongs to its weights, so the torchvision one is used with torchvision weights.
+* the VGG19 weights are torchvision's by default (RGB in [0, 1], ``vgg_normalise``); the
+  release uses the Caffe VGG19 (``vgg19.npy``: BGR in [0, 255] minus ``[103.939, 116.779,
+  123.68]``, release ``model.py`` ``VGG19_down``). Each input convention belongs to its
+  weights: ``vgg_input="caffe"`` feeds the release's convention (:func:`caffe_normalise`),
+  which the authors' trained checkpoint (``dmenet@weights=release``) and a converted Caffe
+  VGG19 need.
+* release batch norms have no scale (``gamma_init=None`` in ``UNet_up``,
+  ``feature_discriminator`` and ``Binary_Net``: TensorLayer 1.11 then creates no ``gamma``);
+  here the scale exists, starts at 1 and is trained. A converted release checkpoint sets it
+  to 1, which is the release's network exactly.
+* ``augment`` scales a synthetic image's sigma label with the image when it resizes it (the
+  release resizes the label map without rescaling its values, ``utils.py``
+  ``crop_pair_with_different_shape_images``; a sigma in pixels must follow the pixel grid).
 * batches are drawn at random per iteration (resumable, ``batch_rng``) instead of per-epoch
   shuffled passes; the release's optional pre-training (``--is_pretrain``) and Gaussian-noise
   augmentation (``--is_noise``, off by default) are not implemented.
@@ -105,7 +119,28 @@ STRIDE = 16
 #: valid subnetwork letters (paper Sec. 4: blur estimation, domain adaptation, content, sharpness)
 SUBNETS = "BDCS"
 #: parameters that fix the network's shape or the meaning of its output; a checkpoint fixes them
-ARCH_KEYS = ("width", "subnets", "aux", "sigma_max")
+ARCH_KEYS = ("width", "subnets", "aux", "sigma_max", "vgg_input", "target", "max_coc")
+#: Caffe VGG mean in BGR order, 0-255 (release ``model.py`` ``VGG19_down``: ``VGG_MEAN``)
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+#: input conventions of the VGG19 encoder: torchvision's weights or the Caffe / release ones
+VGG_INPUTS = ("torchvision", "caffe")
+#: training targets: sigma / sigma_max (our SYNDOF render) or CoC / max_coc (release data)
+TARGETS = ("sigma", "coc")
+
+
+def caffe_normalise(x: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 1] -> BGR in [0, 255] minus :data:`CAFFE_MEAN_BGR` (release ``VGG19_down``:
+    ``rgb * 255``, channels split and re-stacked as blue, green, red, each minus its mean)."""
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"expected an RGB batch of shape (N, 3, H, W), got {tuple(x.shape)}")
+    mean = torch.tensor(CAFFE_MEAN_BGR, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return x.flip(1) * 255.0 - mean
+
+
+def _normaliser(vgg_input: str):
+    if vgg_input not in VGG_INPUTS:
+        raise ValueError(f"vgg_input must be one of {VGG_INPUTS}, got {vgg_input!r}")
+    return caffe_normalise if vgg_input == "caffe" else vgg_normalise
 
 
 def _ch(c: int, width: float) -> int:
@@ -226,6 +261,8 @@ class BlurNet(nn.Module):
         Build the five auxiliary heads (scale-wise auxiliary loss, paper Sec. 4.1).
     vgg_weights, pretrained
         Encoder weights (see :func:`defocus.methods.backbones.vgg_features`).
+    vgg_input : {"torchvision", "caffe"}
+        Input convention of the encoder's weights (:func:`caffe_normalise` for the release's).
     """
 
     def __init__(
@@ -234,8 +271,10 @@ class BlurNet(nn.Module):
         aux: bool = True,
         vgg_weights: str | None = "imagenet",
         pretrained: bool = True,
+        vgg_input: str = "torchvision",
     ) -> None:
         super().__init__()
+        self.normalise = _normaliser(vgg_input)
         self.encoder = _encoder(vgg_weights, pretrained, width)
         taps = vgg_taps("vgg19")
         self.taps = [taps[name] for name in SKIPS]
@@ -270,7 +309,7 @@ class BlurNet(nn.Module):
 
     def skips(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Encoder features d0..d4 (conv1_2 .. conv5_4) of an RGB batch in [0, 1]."""
-        h = vgg_normalise(x)
+        h = self.normalise(x)
         out, start = [], 0
         for t in self.taps:
             h = self.encoder[start : t + 1](h)
@@ -348,9 +387,14 @@ class ContentNet(nn.Module):
     """
 
     def __init__(
-        self, width: float = 1.0, vgg_weights: str | None = "imagenet", pretrained: bool = True
+        self,
+        width: float = 1.0,
+        vgg_weights: str | None = "imagenet",
+        pretrained: bool = True,
+        vgg_input: str = "torchvision",
     ) -> None:
         super().__init__()
+        self.normalise = _normaliser(vgg_input)
         feats = _encoder(vgg_weights, pretrained, width)
         self.features = feats[: vgg_taps("vgg19")["conv4_4"] + 1]
         self.requires_grad_(False)
@@ -362,7 +406,7 @@ class ContentNet(nn.Module):
 
     def forward(self, blur_map: torch.Tensor) -> torch.Tensor:
         """conv4_4 features of a (N,1,H,W) map in [0, 1] replicated to RGB (release)."""
-        return self.features(vgg_normalise(blur_map.expand(-1, 3, -1, -1)))
+        return self.features(self.normalise(blur_map.expand(-1, 3, -1, -1)))
 
 
 class CalibrationNet(nn.Module):
@@ -400,9 +444,10 @@ class DMENetModel(nn.Module):
         calibrate: bool = True,
         vgg_weights: str | None = "imagenet",
         pretrained: bool = True,
+        vgg_input: str = "torchvision",
     ) -> None:
         super().__init__()
-        self.blur = BlurNet(width, aux, vgg_weights, pretrained)
+        self.blur = BlurNet(width, aux, vgg_weights, pretrained, vgg_input)
         self.calib = CalibrationNet(width) if calibrate else None
 
     def forward(
@@ -444,10 +489,11 @@ class Trainer:
         p = self.params = params
         self.subnets = _check_subnets(p["subnets"])
         w, weights, pre = float(p["width"]), p["vgg_weights"], bool(p["pretrained"])
-        self.model = DMENetModel(w, bool(p["aux"]), "S" in self.subnets, weights, pre)
+        vin = str(p["vgg_input"])
+        self.model = DMENetModel(w, bool(p["aux"]), "S" in self.subnets, weights, pre, vin)
         c64 = self.model.blur.feat_channels
         self.disc = Discriminator(c64, w) if "D" in self.subnets else None
-        self.content = ContentNet(w, weights, pre) if "C" in self.subnets else None
+        self.content = ContentNet(w, weights, pre, vin) if "C" in self.subnets else None
         betas = (float(p["beta1"]), 0.999)  # TF Adam defaults beta2 0.999, eps 1e-8
         self.opt_g = torch.optim.Adam(self.model.parameters(), lr=float(p["lr"]), betas=betas)
         self.opt_d = None
@@ -584,6 +630,7 @@ def augment(
     rng: np.random.Generator,
     crop: int,
     max_side: int,
+    scale_label: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Resize if needed, random ``crop x crop``, random vertical flip, random rot90.
 
@@ -592,6 +639,11 @@ def augment(
     short side exceeds ``max_side`` (800) is resized down to it; then a random crop, a flip of
     the row axis with probability 1/2 (``flip_axis(axis=0)``) and a rotation by k x 90 degrees,
     k uniform in {1, 2, 3, 4} (4 = none). ``label`` (HxW float) follows the image.
+
+    ``scale_label``: the label is a length in pixels (sigma or CoC) and is multiplied by the
+    resize factor (geometric mean of the two axes' factors), so that a full-resolution render
+    shrunk to ``max_side`` keeps labels in the pixels of the image the network sees. Binary
+    masks are not scaled. The release never scales (its labels keep pre-resize values).
     """
     import cv2
 
@@ -603,6 +655,9 @@ def augment(
         image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
         if label is not None:
             label = cv2.resize(label, size, interpolation=cv2.INTER_LINEAR)
+            if scale_label:
+                factor = math.sqrt(size[0] / w * size[1] / h)
+                label = label * np.float32(factor)
         h, w = image.shape[:2]
     y0, x0 = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
     image = image[y0 : y0 + crop, x0 : x0 + crop]
@@ -616,20 +671,26 @@ def augment(
     return image, label
 
 
-def _load_role(role: str, manifests: list[Path]) -> list[dict[str, str]]:
-    """Rows of the ``train`` split usable for ``role`` (paths only; images are read lazily)."""
+def _load_role(role: str, manifests: list[Path], target: str = "sigma") -> list[dict[str, str]]:
+    """Rows of the ``train`` split usable for ``role`` (paths only; images are read lazily).
+
+    ``target`` ("sigma" or "coc") names the label column of the synthetic role: ``defocus``
+    (sigma .npy) or ``coc`` (CoC .npy in the release's units, :mod:`dmenet_release`).
+    """
     from defocus.io.manifest import read_manifest
 
+    col = "coc" if target == "coc" else "defocus"
     rows = []
     for m in manifests:
         df = read_manifest(m, split="train")
         if role == "synthetic":
-            if "defocus" not in df.columns:
+            if col not in df.columns:
+                what = "sigma .npy" if col == "defocus" else "CoC .npy of the released SYNDOF"
                 raise ValueError(
-                    f"role 'synthetic' needs SYNDOF manifests with a 'defocus' (sigma .npy) "
-                    f"column; {m} has {list(df.columns)}"
+                    f"role 'synthetic' with target={target!r} needs manifests with a {col!r} "
+                    f"({what}) column; {m} has {list(df.columns)}"
                 )
-            df = df[df["defocus"] != ""]
+            df = df[df[col] != ""]
         elif role == "binary":
             df = df[df["gt"] != ""]
         rows += df.to_dict("records")
@@ -640,12 +701,15 @@ def _load_role(role: str, manifests: list[Path]) -> list[dict[str, str]]:
     return rows
 
 
-def _read(row: dict[str, str], role: str, sigma_max: float):
+def _read(row: dict[str, str], role: str, sigma_max: float, target: str = "sigma", max_coc=15.0):
     from defocus.io.image import read_gray, read_image
 
     image = read_image(row["image"])
     label = None
-    if role == "synthetic":
+    if role == "synthetic" and target == "coc":
+        # target CoC / max_coc (release utils.get_images, mode 'DEPTH', lines 38-43)
+        label = np.load(row["coc"]).astype(np.float32) / np.float32(max_coc)
+    elif role == "synthetic":
         # target in [0, 1]: sigma / sigma_max (release utils.get_images, mode 'DEPTH')
         label = np.load(row["defocus"]).astype(np.float32) / np.float32(sigma_max)
     elif role == "binary":
@@ -661,17 +725,24 @@ class DMENet(Method):
     """DMENet (Lee et al. CVPR'19): defocus (sigma) map estimation with domain adaptation.
 
     Training roles for :meth:`fit`: ``synthetic`` (SYNDOF manifests with ``defocus`` sigma
-    maps; always), ``real`` (unlabelled real defocused images; needed with D) and ``binary``
-    (real images with binary blur masks, 255 = blurred; needed with S, also fed to D). Only
-    the ``train`` split of each manifest is used.
+    maps, or ``coc`` maps with ``target="coc"``; always), ``real`` (unlabelled real defocused
+    images; needed with D) and ``binary`` (real images with binary blur masks, 255 = blurred;
+    needed with S, also fed to D). Only the ``train`` split of each manifest is used.
+
+    ``weights="release"`` (or a path to ``DMENet_BDCS.npz``) converts the authors' trained
+    TensorLayer checkpoint instead of training (:mod:`defocus.methods.dmenet_release`); it
+    needs ``vgg_input="caffe"``, ``target="coc"`` and ``width=1``, which
+    :meth:`release_params` sets.
     """
 
     name = "dmenet"
     fidelity = {
         "implementation": "faithful",
         "differs": (
-            "the authors' release (model.py, main.py) retrained here; SYNDOF rendered by "
-            "this project's generator"
+            "the authors' release (model.py, main.py) in PyTorch; trained here on the "
+            "authors' released data (dmenet_release) or this project's SYNDOF render, or "
+            "the authors' checkpoint converted (dmenet@weights=release: the checkpoint the "
+            "README says replaces the lost paper one)"
         ),
         "paper_images": 8231,
     }
@@ -686,6 +757,9 @@ class DMENet(Method):
         "width": 1.0,  # channel multiplier of every layer; 1 = published (< 1: demo/tests only)
         "vgg_weights": "imagenet",  # "imagenet" (torchvision VGG19) or a local state-dict file
         "pretrained": True,  # paper Sec. 4.1: "pretrained VGG19" encoder; C is the same VGG19
+        # encoder input convention: "torchvision" (RGB, ImageNet mean/std) or "caffe" (BGR,
+        # 0-255 minus the Caffe mean: release model.py VGG19_down; the release's weights)
+        "vgg_input": "torchvision",
         # --- losses (paper Sec. 5: the same values; release config.py) ---
         "lambda_adv": 1.0e-3,  # config.TRAIN.lambda_adv
         "lambda_c": 1.0e-4,  # config.TRAIN.lambda_perceptual
@@ -707,13 +781,22 @@ class DMENet(Method):
         # --- GT normalisation / output unit ---
         # target = sigma / sigma_max; our renderer: sigma = (CoC - 1)/4 with max CoC 29 px ->
         # 7 (release utils.py: "when max_coc = 29, max_sigma = 7"); the authors' own released
-        # SYNDOF maps are divided by 15 (config.TRAIN.max_coc) instead
+        # SYNDOF maps are divided by 15 (config.TRAIN.max_coc) instead: target "coc"
         "sigma_max": 7.0,
+        # "sigma": learn sigma / sigma_max; "coc": learn CoC / max_coc (the released SYNDOF's
+        # labels, utils.py lines 38-43) with sigma = max(0, (CoC - 1) / 2) (main.py line 500)
+        "target": "sigma",
+        "max_coc": 15.0,  # config.TRAIN.max_coc
+        # "" = train (fit); "release" = the authors' DMENet_BDCS.npz (fetched and converted);
+        # or a path to a TensorLayer .npz checkpoint of the release's model.py
+        "weights": "",
     }
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         p = self.params
+        if p["weights"]:
+            self._apply_release_arch()
         p["subnets"] = _check_subnets(p["subnets"])
         if not isinstance(p["aux"], bool):
             raise ValueError(f"aux must be true or false, got {p['aux']!r}")
@@ -721,6 +804,12 @@ class DMENet(Method):
             raise ValueError(f"crop must be a multiple of {STRIDE} and >= {2 * STRIDE}")
         if not float(p["sigma_max"]) > 0:
             raise ValueError(f"sigma_max must be > 0, got {p['sigma_max']!r}")
+        if p["vgg_input"] not in VGG_INPUTS:
+            raise ValueError(f"vgg_input must be one of {VGG_INPUTS}, got {p['vgg_input']!r}")
+        if p["target"] not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {p['target']!r}")
+        if not float(p["max_coc"]) > 0:
+            raise ValueError(f"max_coc must be > 0, got {p['max_coc']!r}")
         if int(p["batch_size"]) < 2:
             raise ValueError("batch_size must be >= 2 (batch norm in training)")
         self._net: BlurNet | None = None
@@ -739,6 +828,8 @@ class DMENet(Method):
         """
         from defocus.train.loop import TrainConfig, train
 
+        if self.params["weights"]:
+            return self._import_weights(data, Path(workdir))
         cfg = dict(cfg or {})
         seed, device = int(cfg.get("seed", 0)), str(cfg.get("device", self.device))
         self.device = device
@@ -755,11 +846,11 @@ class DMENet(Method):
             if role not in data:
                 what = "unlabelled real images for D" if role == "real" else "binary masks for S"
                 raise ValueError(f"subnets={tr.subnets!r} needs the role {role!r} ({what})")
-        sm = float(p["sigma_max"])
+        sm, target, max_coc = float(p["sigma_max"]), str(p["target"]), float(p["max_coc"])
         roles = ["synthetic", *tr.real_roles]
         if "D" in tr.subnets and "binary" in data and "binary" not in roles:
             roles.append("binary")  # release: D also sees the labelled real images
-        rows = {r: _load_role(r, data[r]) for r in roles}
+        rows = {r: _load_role(r, data[r], target) for r in roles}
         log.info("dmenet %s: %s", tr.subnets, {r: len(v) for r, v in rows.items()})
         bs, crop, max_side = int(p["batch_size"]), int(p["crop"]), int(p["max_side"])
         per_epoch = max(1, math.ceil(len(rows["synthetic"]) / bs))
@@ -772,7 +863,13 @@ class DMENet(Method):
             for role in roles:
                 ims, labels = [], []
                 for k in rng.integers(0, len(rows[role]), size=bs):
-                    im, lab = augment(*_read(rows[role][int(k)], role, sm), rng, crop, max_side)
+                    im, lab = augment(
+                        *_read(rows[role][int(k)], role, sm, target, max_coc),
+                        rng,
+                        crop,
+                        max_side,
+                        scale_label=role == "synthetic",
+                    )
                     ims.append(im)
                     labels.append(lab)
                 x = torch.from_numpy(np.stack(ims)).permute(0, 3, 1, 2).float().div_(255.0)
@@ -805,18 +902,97 @@ class DMENet(Method):
         self._net = tr.model.blur.eval()
         return ckpt
 
+    # -- the authors' checkpoint ------------------------------------------------------------
+    #: parameters the release's network has (model.py: full width, aux heads, Caffe VGG input,
+    #: CoC / 15 output)
+    RELEASE_ARCH: ClassVar[dict[str, Any]] = {
+        "width": 1.0,
+        "aux": True,
+        "vgg_input": "caffe",
+        "target": "coc",
+        "max_coc": 15.0,
+    }
+
+    def _apply_release_arch(self) -> None:
+        """Set the release's network parameters where the caller left the defaults."""
+        for k, v in self.RELEASE_ARCH.items():
+            if self.params[k] == self.defaults[k]:
+                self.params[k] = v
+
+    def _check_release_arch(self, source: Any) -> None:
+        p = self.params
+        bad = {k: p[k] for k, v in self.RELEASE_ARCH.items() if p[k] != v}
+        if bad:
+            raise MethodError(
+                f"{source} is the authors' TensorLayer checkpoint, which needs "
+                f"{self.RELEASE_ARCH}; the parameters say {bad} (leave them unset: "
+                "a release checkpoint sets them)"
+            )
+
+    def _import_weights(self, data: Any, workdir: Path) -> Path:
+        """``fit`` with ``weights`` set: convert the release checkpoint (no training)."""
+        from defocus.methods.dmenet_release import release_state_dict
+        from defocus.train.loop import save_checkpoint
+
+        src = (data or {}).get("weights") if isinstance(data, dict) else None
+        if not src:
+            raise ValueError(
+                f"weights={self.params['weights']!r}: expected data {{'weights': [file.npz]}}"
+            )
+        self._check_release_arch(src[0])
+        state = release_state_dict(Path(src[0]), self.build())
+        ckpt = workdir / "release" / "checkpoint.pt"
+        save_checkpoint(
+            ckpt,
+            {
+                "model": state["model"],
+                "iteration": 0,
+                "config": {"method": self.name, "params": dict(self.params), "source": src[0]},
+            },
+        )
+        log.info("DMENet: converted the release checkpoint %s (no training)", src[0])
+        self._net = self._blur_from(state["model"])
+        return ckpt
+
+    def _blur_from(self, state: dict[str, torch.Tensor]) -> BlurNet:
+        net = self.build()
+        net.load_state_dict(state)
+        return net.blur.to(self.device).eval()
+
     # -- checkpoint ------------------------------------------------------------------------
     def build(self) -> DMENetModel:
         """B (+ S) for the current parameters, without pretrained weights (for :meth:`load`)."""
         p = self.params
         return DMENetModel(
-            float(p["width"]), bool(p["aux"]), "S" in p["subnets"], None, pretrained=False
+            float(p["width"]),
+            bool(p["aux"]),
+            "S" in p["subnets"],
+            None,
+            pretrained=False,
+            vgg_input=str(p["vgg_input"]),
         )
 
     def load(self, checkpoint: Path | None) -> None:
-        """Load ``model.pt`` (product) or a training ``checkpoint.pt`` written by :meth:`fit`."""
+        """Load ``model.pt`` (product), a training ``checkpoint.pt`` written by :meth:`fit`, or
+        the authors' TensorLayer checkpoint (``DMENet_BDCS.npz``).
+
+        For an ``.npz`` the release's network parameters (:attr:`RELEASE_ARCH`) are set
+        where the caller left the defaults; parameters that contradict them are an error.
+        """
         super().load(checkpoint)
         from defocus.train.loop import load_for_inference
+
+        if checkpoint is not None and Path(checkpoint).suffix.lower() == ".npz":
+            from defocus.methods.dmenet_release import release_state_dict
+
+            self._apply_release_arch()
+            self._check_release_arch(checkpoint)
+            if not self.params["weights"]:
+                self.params["weights"] = str(checkpoint)  # provenance: the authors' weights
+            if not Path(checkpoint).is_file():
+                raise MethodError(f"dmenet checkpoint not found: {checkpoint}")
+            self._net = self._blur_from(release_state_dict(Path(checkpoint), self.build())["model"])
+            return
 
         state = load_for_inference(checkpoint, self.name, self.params, ARCH_KEYS)
         net = self.build()
@@ -826,7 +1002,9 @@ class DMENet(Method):
     # -- inference -------------------------------------------------------------------------
     @torch.no_grad()
     def predict_raw(self, image: np.ndarray) -> np.ndarray:
-        """Gaussian sigma map (px, >= 0) of the image's size: B's map times ``sigma_max``.
+        """Gaussian sigma map (px, >= 0) of the image's size: B's map times ``sigma_max``
+        (``target="sigma"``), or ``max(0, (max_coc * map - 1) / 2)`` (``target="coc"``:
+        release ``main.py`` lines 500-501).
 
         The image is padded (edge replication) to multiples of 16 and the map cropped back
         (the release instead crops the input to multiples of 16, ``utils.refine_image``).
@@ -841,5 +1019,12 @@ class DMENet(Method):
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         out = net(x, with_aux=False)["map"][0, 0, :h, :w].float()
-        sigma = out.clamp_(min=0.0) * float(self.params["sigma_max"])
-        return sigma.cpu().numpy().astype(np.float32)
+        return self.map_to_sigma(out.cpu().numpy())
+
+    def map_to_sigma(self, out: np.ndarray) -> np.ndarray:
+        """B's output map in [0, 1] -> sigma in px (see :meth:`predict_raw`)."""
+        out = np.asarray(out, np.float32)
+        if self.params["target"] == "coc":
+            sigma = (out * np.float32(self.params["max_coc"]) - 1.0) / 2.0
+            return np.maximum(sigma, 0.0).astype(np.float32)
+        return (np.maximum(out, 0.0) * np.float32(self.params["sigma_max"])).astype(np.float32)
