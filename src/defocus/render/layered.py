@@ -122,9 +122,23 @@ def harmonic_fill(known: np.ndarray, hole: np.ndarray) -> np.ndarray:
     if n == hole.size:
         raise ValueError("the hole covers the whole image: no known pixel to interpolate from")
     idx = np.full(hole.shape, -1, dtype=np.int64)
+    return _membrane_solve(ys, xs, idx, lambda y, x: known[y, x])
+
+
+def _membrane_solve(ys, xs, idx, known_at):
+    """Solve the discrete Laplace equation on the hole pixels ``(ys, xs)``.
+
+    ``idx`` is an ``(H, W)`` int64 array that is -1 everywhere (restored on return; the
+    hole is numbered in it meanwhile), ``known_at(y, x)`` the ``(m, C)`` values at known
+    pixels. The equation of :func:`harmonic_fill` (MATLAB ``regionfill``); the matrix is
+    symmetric positive definite (each component of the hole has a known neighbour), so a
+    symmetric fill-reducing ordering keeps the sparse factor small.
+    """
+    hh, ww = idx.shape
+    n = len(ys)
     idx[ys, xs] = np.arange(n)
     deg = np.zeros(n)
-    rhs = np.zeros((n, known.shape[2]))
+    rhs = None
     rows, cols = [np.arange(n)], [np.arange(n)]
     for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
         yy, xx = ys + dy, xs + dx
@@ -135,11 +149,13 @@ def harmonic_fill(known: np.ndarray, hole: np.ndarray) -> np.ndarray:
         rows.append(ok[inner])
         cols.append(j[inner])
         out = ok[~inner]  # known neighbours: a pixel has one per direction, no duplicates
-        rhs[out] += known[yy[out], xx[out]]
+        v = np.asarray(known_at(yy[out], xx[out]), dtype=np.float64)
+        if rhs is None:
+            rhs = np.zeros((n, v.shape[1]))
+        rhs[out] += v
+    idx[ys, xs] = -1
     vals = np.concatenate([deg, -np.ones(sum(len(r) for r in rows[1:]))])
     a = sparse.csc_matrix((vals, (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
-    # the matrix is symmetric positive definite (every component of the hole touches a known
-    # pixel): a symmetric fill-reducing ordering keeps the factor small
     lu = splu(a, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
     return lu.solve(rhs)
 
@@ -440,13 +456,13 @@ class _NumpyOps:
         out = self.s[..., 1:] / (mm + (mm == 0))[..., None]
         return out
 
-    def read(self, y0, y1, x0, x1):
-        """The state [mask, colour] on a rect as an ``(h, w, 4)`` float array."""
-        return self.s[y0:y1, x0:x1]
+    def gather(self, ys, xs):
+        """The state [mask, colour] at pixels ``(ys, xs)`` as an ``(n, 4)`` numpy array."""
+        return self.s[ys, xs]
 
-    def write(self, y0, y1, x0, x1, sel, vals):
-        """Set the state at the pixels ``sel`` of a rect to ``vals`` (n, 4)."""
-        self.s[y0:y1, x0:x1][sel] = vals
+    def scatter(self, ys, xs, vals):
+        """Set the state at pixels ``(ys, xs)`` to ``vals`` (n, 4) float32."""
+        self.s[ys, xs] = vals
 
 
 class _TorchOps:
@@ -542,13 +558,13 @@ class _TorchOps:
         mm = self.s[:1]
         return (self.s[1:] / (mm + (mm == 0))).permute(1, 2, 0).cpu().numpy()
 
-    def read(self, y0, y1, x0, x1):
-        return self.s[:, y0:y1, x0:x1].permute(1, 2, 0).cpu().numpy()
+    def gather(self, ys, xs):
+        t = self.torch.as_tensor
+        return self.s[:, t(ys, device=self.device), t(xs, device=self.device)].T.cpu().numpy()
 
-    def write(self, y0, y1, x0, x1, sel, vals):
-        crop = self.read(y0, y1, x0, x1)
-        crop[sel] = vals
-        self.s[:, y0:y1, x0:x1] = self._t(crop.transpose(2, 0, 1))
+    def scatter(self, ys, xs, vals):
+        t = self.torch.as_tensor
+        self.s[:, t(ys, device=self.device), t(xs, device=self.device)] = self._t(vals.T)
 
 
 def _sym_index(lo: int, hi: int, r: int, n: int) -> np.ndarray:
@@ -571,42 +587,45 @@ def _grow2d(a: np.ndarray, n: int) -> np.ndarray:
     return _grow(_grow(a, n).T, n).T
 
 
-def _regionfill(ops, labels, i, k, r, cand):
+def _regionfill(ops, labels, i, k, r, cand, idx, strip_px):
     """The generator's background fill for front layer ``i`` on the state of ``ops``.
 
     ``cand`` is the block grid of the pixels that can be in the hole: blocks holding a pixel
     of a layer >= ``i`` within ``r`` px (``ceil(r / 8)`` blocks) of a farther layer. The
-    hole (blurred far union >= :data:`FILL_EPS`, outside the union) is found on their
-    bounding box and solved by :func:`harmonic_fill` on its own bounding box plus one pixel,
-    which holds every in-image neighbour of the hole. The state must be normalised where
-    the far union is. Returns the rect written, or None when the hole is empty.
+    hole (far union blurred with the layer's window >= :data:`FILL_EPS`, outside the union)
+    is found on rectangles covering those blocks, and :func:`_membrane_solve` fills it from
+    its known neighbours: the normalised state on the far union, 0 elsewhere (the far
+    union's indicator for the mask channel). The state must be normalised on the far union.
+    Returns the hole's ``(ys, xs)`` or None when it is empty.
     """
     import cv2
 
     h, w = labels.shape
-    b = _BLOCK
-    rows, cols = np.flatnonzero(cand.any(1)), np.flatnonzero(cand.any(0))
-    if rows.size == 0:
+    if not cand.any():
         return None
-    y0, y1 = int(rows[0]) * b, min(h, (int(rows[-1]) + 1) * b)
-    x0, x1 = int(cols[0]) * b, min(w, (int(cols[-1]) + 1) * b)
-    u = (_window(labels, y0, y1, x0, x1, r, h, w) < i).astype(np.float64)
     kk = np.asarray(k, dtype=np.float64)
-    bu = cv2.sepFilter2D(u, cv2.CV_64F, kk, kk, borderType=cv2.BORDER_CONSTANT)[r:-r, r:-r]
-    hole = (bu >= FILL_EPS) & (labels[y0:y1, x0:x1] >= i)
-    ys, xs = np.nonzero(hole)
+    full = (slice(0, h), slice(0, w))
+    parts_y, parts_x = [], []
+    for y0, y1, x0, x1 in _layer_rects(cand, full, 0, h, w, 4 * strip_px, 2 * r + 16):
+        u = (_window(labels, y0, y1, x0, x1, r, h, w) < i).astype(np.float64)
+        bu = cv2.sepFilter2D(u, cv2.CV_64F, kk, kk, borderType=cv2.BORDER_CONSTANT)
+        hole = (bu[r:-r, r:-r] >= FILL_EPS) & (labels[y0:y1, x0:x1] >= i)
+        ys, xs = np.nonzero(hole)
+        parts_y.append(ys + y0)
+        parts_x.append(xs + x0)
+    ys, xs = np.concatenate(parts_y), np.concatenate(parts_x)
     if ys.size == 0:
         return None
-    ya, yb = max(0, y0 + int(ys.min()) - 1), min(h, y0 + int(ys.max()) + 2)
-    xa, xb = max(0, x0 + int(xs.min()) - 1), min(w, x0 + int(xs.max()) + 2)
-    hole = np.zeros((yb - ya, xb - xa), dtype=bool)
-    hole[ys + (y0 - ya), xs + (x0 - xa)] = True
-    state = ops.read(ya, yb, xa, xb)
-    known = np.empty(state.shape, dtype=np.float64)
-    known[..., 0] = labels[ya:yb, xa:xb] < i  # the far union: mask of the generator's fill
-    known[..., 1:] = state[..., 1:] * known[..., :1]  # normalised colour, zero off the union
-    ops.write(ya, yb, xa, xb, hole, harmonic_fill(known, hole).astype(np.float32))
-    return ya, yb, xa, xb
+
+    def known_at(y, x):
+        v = ops.gather(y, x).astype(np.float64)  # (m, 4): [mask, colour]
+        far = labels[y, x] < i
+        v[:, 0] = far  # the far union's indicator: mask of the generator's fill
+        v[:, 1:] *= far[:, None]  # normalised colour, zero off the union
+        return v
+
+    ops.scatter(ys, xs, _membrane_solve(ys, xs, idx, known_at).astype(np.float32))
+    return ys, xs
 
 
 def render_layered(
@@ -692,6 +711,7 @@ def render_layered(
     if fill == "regionfill":  # blocks holding a pixel of layer i or nearer, and of the far union
         rest = np.logical_or.accumulate(occ[::-1], axis=0)[::-1]
         far = np.zeros(occ.shape[1:], dtype=bool)
+        hole_idx = np.full((h, w), -1, dtype=np.int64)
     # row bands (strip_px high) touched since the last normalisation: column range
     n_bands = -(-h // strip_px)
     dirty = np.empty((n_bands, 2), dtype=np.int64)
@@ -715,8 +735,11 @@ def render_layered(
             rects = []
             if front:  # fill the whole hole first: the layer's blur does not read the state
                 cand = rest[i] & _grow2d(far, -(-r // b))
-                filled = _regionfill(ops, labels, i, k, r, cand)
-                rects = [filled] if filled is not None else []
+                filled = _regionfill(ops, labels, i, k, r, cand, hole_idx, strip_px)
+                if filled is not None:  # the filled mask is fractional: normalise it later
+                    band = filled[0] // strip_px
+                    np.minimum.at(dirty[:, 0], band, filled[1])
+                    np.maximum.at(dirty[:, 1], band, filled[1] + 1)
             kk = ops.kernel(k, r)
             for rect in _layer_rects(occ[i], box, r, h, w, strip_px, 2 * r + 16, ops.max_width):
                 ops.composite(*rect, ops.layer(i, kk, r, *rect), None)
