@@ -15,10 +15,11 @@ Pipeline
    the three scales s = 11, 15, 21 (demo.m), min-max normalised per scale.
 3. Matting refinement per scale (paper Eq. 21, release localSharpScoreLBP.m): pixels with
    normalised sharpness > T_m1 = 0.3 are constrained sharp (alpha 1), those < T_m2 = 0.01
-   blurred (alpha 0); a closed-form matting solve fills the rest. The release solves Levin's
-   coarse-to-fine matting with 3 levels and only the coarsest one active (image / 4); we do the
-   same with pymatting's ``cf_laplacian`` at ``matting_scale = 0.25`` and lambda = 100
-   (Levin et al.'s solveAlpha), then upsample bilinearly.
+   blurred (alpha 0); a closed-form matting solve fills the rest. As the release
+   (``solveAlphaC2F`` with 3 levels, only the coarsest active): one solve at 1/4 resolution
+   with lambda = 100, carried up by image-guided upsampling of the matte's local linear model
+   (:mod:`defocus.methods.classic.c2f_matting`). ``matting=resize`` keeps the earlier
+   substitute: a solve on the image resized to ``matting_scale``, upsampled bilinearly.
 4. Multiscale inference (paper Eq. 19): a three-layer grid model, 4-neighbour edges inside
    each layer and an edge between the same pixel of adjacent layers, Potts pairwise
    potential ``exp(-alpha)`` for unequal labels (alpha = 0.5, demo.m), unary potentials
@@ -162,9 +163,13 @@ class LBPBlur(Method):
         Data-term weight of the matting solve (Levin et al. 2008 solveAlpha: 100).
     matting_epsilon : float
         Regulariser of the matting Laplacian (Levin et al. 2008: 1e-7).
+    matting : str
+        ``c2f`` (release ``solveAlphaC2F``: pyramid, solve at the coarsest level, guided
+        upsampling) or ``resize`` (solve at ``matting_scale``, bilinear upsampling).
+    matting_levels : int
+        Pyramid levels of ``c2f`` (localSharpScoreLBP.m: 3, only the coarsest solved).
     matting_scale : float
-        Resolution of the matting solve (release: coarse-to-fine with 3 levels, only the
-        coarsest active, i.e. 1/4).
+        Resolution of the ``resize`` solve (1/4 matches the release's coarsest level).
     mrf_alpha : float
         Potts weight of the multiscale inference (demo.m: 0.5).
     mf_iters : int
@@ -189,6 +194,8 @@ class LBPBlur(Method):
         "t_m2": 0.01,
         "matting_lambda": 100.0,
         "matting_epsilon": 1e-7,
+        "matting": "c2f",
+        "matting_levels": 3,
         "matting_scale": 0.25,
         "mrf_alpha": 0.5,
         "mf_iters": 10,
@@ -214,18 +221,39 @@ class LBPBlur(Method):
         if not 0 <= t2 < t1 <= 1:
             raise ValueError(f"need 0 <= t_m2 < t_m1 <= 1, got t_m1={t1!r}, t_m2={t2!r}")
         rgb = image.astype(np.float64) / 255.0
+        mode = self.params["matting"]
+        if mode not in ("c2f", "resize"):
+            raise ValueError(f"matting must be 'c2f' or 'resize', got {mode!r}")
+        lam = check_positive("matting_lambda", self.params["matting_lambda"])
+        eps = float(self.params["matting_epsilon"])
         refined = []
         for m in maps:
             sharp, blurred = m > t1, m < t2
-            known = (sharp | blurred).astype(np.float32)
-            alpha = matting_propagate(
-                rgb,
-                sharp.astype(np.float32),
-                known,
-                lam=check_positive("matting_lambda", self.params["matting_lambda"]),
-                epsilon=float(self.params["matting_epsilon"]),
-                scale=float(self.params["matting_scale"]),
-            )
+            if mode == "c2f":
+                from defocus.methods.classic.c2f_matting import solve_alpha_c2f
+
+                # localSharpScoreLBP.m: the constrained image mI is white where sharp, black
+                # where blurred; a pixel is constrained where mI differs from the image
+                target = np.where(sharp[..., None], 1.0, np.where(blurred[..., None], 0.0, rgb))
+                cmap = np.abs(rgb - target).sum(axis=2) > 0.001
+                alpha = solve_alpha_c2f(
+                    rgb,
+                    cmap.astype(np.float64),
+                    (sharp & cmap).astype(np.float64),
+                    levels=int(self.params["matting_levels"]),
+                    active_levels=1,
+                    lam=lam,
+                    epsilon=eps,
+                )
+            else:
+                alpha = matting_propagate(
+                    rgb,
+                    sharp.astype(np.float32),
+                    (sharp | blurred).astype(np.float32),
+                    lam=lam,
+                    epsilon=eps,
+                    scale=float(self.params["matting_scale"]),
+                )
             refined.append(np.clip(alpha, 0.0, 1.0))
         # the release stacks the layers as [s=21, s=15, s=11] and reads the first
         order = np.argsort([-int(s) for s in self.params["scales"]], kind="stable")
