@@ -48,7 +48,12 @@ def test_coc_hand_value():
     # F=50 mm, z_f=2 m, z=4 m, N=2, W=360 px: z_v = 50*2000/1950 mm; A = 25 mm;
     # c = (360/36) * (z_v/2000) * 25 * 2000/4000 = 10 * (50/1950) * 25 * 0.5 px
     expected = 10.0 * (50.0 / 1950.0) * 25.0 * 0.5
-    assert coc_px(4.0, 2.0, 50.0, 2.0, 360) == pytest.approx(expected, rel=1e-12)
+    assert coc_px(4.0, 2.0, 50.0, 2.0, 360, epsilon_mm=0.0) == pytest.approx(expected, rel=1e-12)
+    # the generator's offsets (blur_by_depth.m l. 117, 172): 1e-4 mm in both denominators
+    z_v = 50.0 * 2000.0 / (1950.0 + 1e-4)
+    with_eps = 10.0 * (z_v / 2000.0) * 25.0 * 2000.0 / (4000.0 + 1e-4)
+    assert coc_px(4.0, 2.0, 50.0, 2.0, 360) == pytest.approx(with_eps, rel=1e-12)
+    assert with_eps < expected * (1 - 5e-8)
 
 
 def test_in_focus_plane_has_zero_coc():
@@ -61,6 +66,35 @@ def test_coc_grows_away_from_focus():
     cb = coc_px(behind, 2.0, 85.0, 2.0, 800)
     cf = coc_px(front, 2.0, 85.0, 2.0, 800)
     assert np.all(np.diff(cb) > 0) and np.all(np.diff(cf) > 0)
+
+
+def test_generator_offsets_move_a_coc_across_a_rounding_step():
+    # a depth whose textbook CoC is 1.25 px + 1e-9 rounds up to 1.3; the generator's 1e-4 mm
+    # offsets lower it by ~4e-8 px, below the half step, so it rounds down to 1.2
+    zf, f, n, w = 2.0, 50.0, 4.0, 720
+    k = float(coc_px(1e6, zf, f, n, w, epsilon_mm=0.0)) / (1.0 - zf / 1e6)  # c = k (1 - zf/z)
+    z = zf / (1.0 - (1.25 + 1e-9) / k)
+    assert quantize_coc(coc_px(z, zf, f, n, w, epsilon_mm=0.0)) == pytest.approx(1.3)
+    assert quantize_coc(coc_px(z, zf, f, n, w)) == pytest.approx(1.2)
+    with pytest.raises(ValueError, match="epsilon_mm"):
+        coc_px(z, zf, f, n, w, epsilon_mm=-1.0)
+
+
+def test_focus_fraction_counts_layers_not_depths():
+    # 40 far depths share a few quantised CoCs (merged into few layers), 10 near ones do not
+    depth = np.concatenate([np.linspace(30.0, 31.0, 40), np.linspace(1.0, 2.0, 10)])
+    depth = depth.reshape(5, 10)
+    p = sample_camera(
+        depth, 10, np.random.default_rng(0), focal_length_mm=50.0, focus_m=2.0, f_number=8.0
+    )
+    coc = quantize_coc(coc_px(depth, 2.0, 50.0, 8.0, 10))
+    _, layer_coc = decompose_layers(coc, depth)
+    first_zero = int(np.flatnonzero(layer_coc == 0)[0])  # far to near
+    assert p["n_layers"] == len(layer_coc) < 20
+    assert p["focus_fraction"] == pytest.approx(1.0 - (first_zero + 1) / len(layer_coc))
+    coc_far_to_near = quantize_coc(coc_px(np.unique(depth)[::-1], 2.0, 50.0, 8.0, 10))
+    per_depth = 1.0 - (np.flatnonzero(coc_far_to_near == 0)[0] + 1) / 50
+    assert abs(p["focus_fraction"] - per_depth) > 0.1
 
 
 def test_quantize_rounds_half_up_like_matlab_int64():
@@ -77,7 +111,11 @@ def test_sigma_formulas():
 
 def test_f_number_inverts_coc():
     n = f_number_for_max_coc(10.0, 2.0, 50.0, 1024, max_coc_px=29.0)
-    assert coc_px(10.0, 2.0, 50.0, n, 1024) == pytest.approx(29.0, rel=1e-12)
+    # the generator's aperture formula has no offset (blur_by_depth.m l. 187-189) ...
+    assert coc_px(10.0, 2.0, 50.0, n, 1024, epsilon_mm=0.0) == pytest.approx(29.0, rel=1e-12)
+    # ... so with the CoC's offsets the extreme depth falls a hair short, still 29.0 px
+    c = float(coc_px(10.0, 2.0, 50.0, n, 1024))
+    assert 29.0 * (1 - 1e-7) < c < 29.0 and quantize_coc(c) == pytest.approx(29.0)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])

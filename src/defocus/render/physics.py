@@ -30,6 +30,10 @@ SENSOR_WIDTH_MM = 36.0
 MAX_COC_PX = 29.0
 #: CoC quantisation step in px (generator ``compute_coc``: ``int64(cocs * 10) / 10``).
 COC_STEP_PX = 0.1
+#: The generator's ``epsilon = 0.0001`` in depth units (mm: ``generate_blur_by_depth.m``
+#: l. 46-50 scales metres by 1000), added to the object distance in the CoC denominator
+#: (``blur_by_depth.m`` l. 116-117) and to ``z_f - F`` in the image distance (l. 152, 172).
+GENERATOR_EPSILON_MM = 1e-4
 #: Layer count bounds and re-sampling budget (generator ``blur_by_depth``: 200, 350, 20).
 #: The defaults here are permissive so that the few-plane demo scenes are accepted.
 MIN_LAYERS = 1
@@ -93,12 +97,17 @@ def coc_px(
     f_number: float,
     width_px: int,
     sensor_width_mm: float = SENSOR_WIDTH_MM,
+    epsilon_mm: float = GENERATOR_EPSILON_MM,
 ) -> np.ndarray:
     """Thin-lens circle-of-confusion diameter in pixels (not quantised).
 
-    ``c(z) = (W / S) * (z_v / z_f) * A * |z - z_f| / z`` with the image-space focal
-    distance ``z_v = F z_f / (z_f - F)`` and aperture diameter ``A = F / N``
-    (DMENet paper Sec. 3 "Thin lens model"; generator ``compute_coc``).
+    ``c(z) = (W / S) * (z_v / z_f) * A * |z - z_f| / (z + eps)`` with the image-space focal
+    distance ``z_v = F z_f / (z_f - F + eps)`` and aperture diameter ``A = F / N``
+    (DMENet paper Sec. 3 "Thin lens model"; generator ``compute_coc`` and ``get_cocs``,
+    ``blur_by_depth.m`` l. 115-121, 172-194). ``eps`` is the generator's 1e-4 mm
+    (:data:`GENERATOR_EPSILON_MM`); it moves a CoC by ~1e-8 relative, which decides the
+    0.1 px rounding step of a CoC that lies on a half step. ``epsilon_mm=0`` gives the
+    textbook formula.
 
     Parameters
     ----------
@@ -114,6 +123,8 @@ def coc_px(
         Image width in pixels (the sensor width maps onto it).
     sensor_width_mm : float
         Sensor width S in mm (36 mm full frame, generator).
+    epsilon_mm : float
+        The generator's rounding offset (mm) in both denominators; 0 = none.
 
     Returns
     -------
@@ -138,10 +149,13 @@ def coc_px(
         )
     if z_mm.size and np.nanmin(z_mm) <= 0:
         raise ValueError(f"depths must be > 0 m, got minimum {np.nanmin(z_mm) / 1000.0}")
-    zv_mm = f_mm * zf_mm / (zf_mm - f_mm)
+    eps = float(epsilon_mm)
+    if not np.isfinite(eps) or eps < 0:
+        raise ValueError(f"epsilon_mm must be finite and >= 0, got {epsilon_mm!r}")
+    zv_mm = f_mm * zf_mm / (zf_mm - f_mm + eps)
     aperture_mm = f_mm / float(f_number)
     px_per_mm = float(width_px) / float(sensor_width_mm)
-    return px_per_mm * (zv_mm / zf_mm) * aperture_mm * np.abs(z_mm - zf_mm) / z_mm
+    return px_per_mm * (zv_mm / zf_mm) * aperture_mm * np.abs(z_mm - zf_mm) / (z_mm + eps)
 
 
 def quantize_coc(coc, step_px: float = COC_STEP_PX) -> np.ndarray:
@@ -174,12 +188,16 @@ def f_number_for_max_coc(
 ) -> float:
     """f-number N at which a point at ``depth_extreme_m`` has a CoC of exactly ``max_coc_px``.
 
-    Inverts :func:`coc_px`: ``N = F^2 / (z_f - F) * (W / S) / c_max * |z - z_f| / z``
-    (generator ``get_cocs``, "(A)perture" block). Equivalent to the paper's upper bound
-    alpha_up on the lumped parameter alpha.
+    Inverts :func:`coc_px` without its rounding offset, as the generator does:
+    ``N = F^2 / (z_f - F) * (W / S) / c_max * |z - z_f| / z`` (generator ``get_cocs``,
+    "(A)perture" block, ``blur_by_depth.m`` l. 186-191, which has no ``epsilon``; the
+    offsets of :func:`coc_px` then put the extreme CoC ~1e-8 relative below ``c_max``).
+    Equivalent to the paper's upper bound alpha_up on the lumped parameter alpha.
     """
     _check_positive("max_coc_px", max_coc_px)
-    unit = coc_px(depth_extreme_m, focus_m, focal_length_mm, 1.0, width_px, sensor_width_mm)
+    unit = coc_px(
+        depth_extreme_m, focus_m, focal_length_mm, 1.0, width_px, sensor_width_mm, epsilon_mm=0.0
+    )
     unit = float(unit)
     if unit <= 0:
         raise ValueError(
@@ -326,8 +344,10 @@ def sample_camera(
             else:
                 n = f_number_for_max_coc(extreme, zf, f_mm, width_px, target, sensor_width_mm)
         coc_q = quantize_coc(coc_px(uniq, zf, f_mm, n, width_px, sensor_width_mm))
-        n_layers = int(1 + np.count_nonzero(np.diff(coc_q)))
-        zero = np.flatnonzero(coc_q == 0)
+        # layers: runs of adjacent depths with equal CoC (generator ``adjacent_unique``)
+        layer_coc = coc_q[np.concatenate([[True], np.diff(coc_q) != 0])]
+        n_layers = len(layer_coc)
+        zero = np.flatnonzero(layer_coc == 0)
         params = {
             "focal_length_mm": f_mm,
             "focus_m": zf,
@@ -342,8 +362,9 @@ def sample_camera(
             "depth_shift_m": float(shift_m),
             "n_layers": n_layers,
             "n_draws": draw + 1,
-            # generator camera_params(2): 1 - (index of first zero-CoC depth) / #depths
-            "focus_fraction": float(1.0 - (zero[0] + 1) / len(coc_q)) if zero.size else None,
+            # generator camera_params(2), blur_by_depth.m l. 195-201: 1 - (1-based index of
+            # the first zero-CoC layer, far to near) / #layers, on the merged layers
+            "focus_fraction": float(1.0 - (zero[0] + 1) / n_layers) if zero.size else None,
             "sigma_formula": sigma_formula,
             "kernel_radius_px": (
                 int(max_coc_px) // 2 if kernel_radius_px == "generator" else kernel_radius_px
