@@ -107,8 +107,8 @@ def dataset_cfg(name):
 
 def root_fingerprint(wildcards):
     """Fingerprint (file names, sizes, mtimes) of a user's `datasets.<name>.root` copy, as a
-    param of rule registry_manifest: any added, removed or edited file changes the param, so
-    Snakemake rebuilds the manifest and everything downstream ("" for downloaded copies,
+    param of the registry_manifest rule. Any added, removed or edited file changes the param,
+    and Snakemake rebuilds the manifest and everything downstream ("" for downloaded copies,
     whose .fetched.json marker is an input)."""
     from defocus.io.manifest import folder_fingerprint
 
