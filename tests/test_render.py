@@ -380,6 +380,7 @@ def test_build_syndof(tmp_path):
         assert sigma.dtype == np.float32 and sigma.shape == (24, 32)
     params = json.loads((tmp_path / "a" / "params" / "s0_000.json").read_text())
     assert params["max_coc_px"] == 9.0 and params["source"] == "s0"
+    assert params["fill"] == "regionfill"  # the generator's background fill by default
     write_manifest(rows, tmp_path / "a" / "manifest.csv")
     df = read_manifest(tmp_path / "a" / "manifest.csv")
     assert len(df) == 6

@@ -76,6 +76,7 @@ def build_syndof(
     device=None,
     progress: bool = True,
     binary_coc_px: float = 1.0,
+    fill: str = "regionfill",
 ) -> list[dict]:
     """Render ``n_per_source`` defocused samples of each source and write them to ``out_dir``.
 
@@ -102,6 +103,8 @@ def build_syndof(
         Show a tqdm progress bar.
     binary_coc_px : float
         Binary GT threshold on the CoC (px); see :func:`defocus.render.syndof.render_sample`.
+    fill : {"regionfill", "normalized"}
+        Background fill of the renderer; see :func:`defocus.render.syndof.render_sample`.
 
     Returns
     -------
@@ -140,6 +143,7 @@ def build_syndof(
                 backend=backend,
                 device=device,
                 binary_coc_px=binary_coc_px,
+                fill=fill,
                 **src_cfg,
             )
             sid = f"{names[si]}_{k:03d}"

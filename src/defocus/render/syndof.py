@@ -15,6 +15,7 @@ def render_sample(
     backend: str = "numpy",
     device=None,
     binary_coc_px: float = 1.0,
+    fill: str = "regionfill",
     **camera_overrides,
 ) -> dict:
     """Render one defocused image and its labels from a sharp image and metric depth.
@@ -32,6 +33,9 @@ def render_sample(
     binary_coc_px : float
         The binary label is ``CoC > binary_coc_px``; 1 px in the SYNDOF generator (a CoC of
         at most one pixel is sharp). Larger values label only visible blur as blurred.
+    fill : {"regionfill", "normalized"}
+        Background fill under blurred layers in front of the focal plane, see
+        :mod:`defocus.render.layered` (default: the generator's ``regionfill``).
     **camera_overrides
         Keyword arguments of :func:`defocus.render.physics.sample_camera` (e.g.
         ``focal_length_mm``, ``f_number``, ``focus_m``, ``max_coc_px``, ``sigma_formula``,
@@ -74,9 +78,10 @@ def render_sample(
         backend=backend,
         device=None if device is None else device,
         kernel_radius_px=params["kernel_radius_px"],
+        fill=fill,
     )
     blurred = np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
-    params = dict(params, backend=backend, binary_coc_px=float(binary_coc_px))
+    params = dict(params, backend=backend, binary_coc_px=float(binary_coc_px), fill=fill)
     return {
         "blurred": blurred,
         "sigma": sigma_from_coc(coc, params["sigma_formula"]).astype(np.float32),

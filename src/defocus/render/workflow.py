@@ -117,6 +117,7 @@ def render_dataset(
         test_fraction=float(cfg["test_fraction"]),
         device=device,
         binary_coc_px=float(cfg.get("binary_coc_px", 1.0)),
+        fill=str(cfg.get("fill", "regionfill")),
     )
     write_manifest(rows, out_manifest)
     return out_manifest
