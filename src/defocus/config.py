@@ -124,7 +124,7 @@ def evaluation_protocol(evaluation: dict[str, Any], seed: int, dataset: str) -> 
         "n_bootstrap": evaluation["bootstrap"],
         "seed": seed,
     }
-    if dataset == "rtf":
+    if dataset == "rtf" or dataset.startswith("dmenet_release_rtf"):  # RTF as DMENet released
         clip = evaluation["rtf_sigma_clip"]
         protocol.update(continuous_clip=[0.0, clip], continuous_scale=clip, continuous_crop=True)
     return protocol

@@ -98,6 +98,9 @@ def manifest(dataset):
 def dataset_cfg(name):
     """The config entry of a registry dataset (defaults when the config names none)."""
     entry = dict(config["datasets"].get(name) or {})
+    parent = REGISTRY[name].part_of if name in REGISTRY else ""
+    if parent and not entry.get("root"):  # a part reads its parent's copy
+        entry["root"] = (config["datasets"].get(parent) or {}).get("root")
     entry.setdefault("root", None)
     entry.setdefault("polarity", None)
     entry.setdefault("sha256", {})
@@ -120,7 +123,8 @@ def fetch_input(wildcards):
     """The download marker, or nothing when the user points `datasets.<name>.root` at a copy."""
     if dataset_cfg(wildcards.registry_set)["root"]:
         return []
-    return f"{RESOURCES}/{wildcards.registry_set}/.fetched.json"
+    name = REGISTRY[wildcards.registry_set].part_of or wildcards.registry_set
+    return f"{RESOURCES}/{name}/.fetched.json"
 
 
 def syndof_depth_manifests(wildcards):
@@ -214,7 +218,9 @@ def weights_file(method):
     base, overrides = parse_name(method)
     w = str({**method_params(config, method), **overrides}.get("weights", "") or "")
     if w == "release":
-        return f"{RESOURCES}/weights/{base}/release.caffemodel"
+        # the release's own format: DHDE's Caffe model, DMENet's TensorLayer npz
+        ext = {"dmenet": "npz"}.get(base, "caffemodel")
+        return f"{RESOURCES}/weights/{base}/release.{ext}"
     return w
 
 

@@ -19,6 +19,7 @@ import os
 import re
 import warnings
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
@@ -516,6 +517,18 @@ def _read_ilsvrc(root: Path, out_dir: Path, polarity: str, n: int = 300, seed: i
 # entry point
 # --------------------------------------------------------------------------------------
 
+
+def _read_release(root: Path, out_dir: Path, polarity: str, **options):
+    """The DMENet authors' data and plain photo folders (:mod:`defocus.datasets.dmenet_release`,
+    imported here because it builds on this module's helpers)."""
+    from defocus.datasets import dmenet_release
+
+    part = options.pop("part")
+    if part == "photos":
+        return dmenet_release.read_photo_folder(root), []
+    return dmenet_release.read_release_part(root, out_dir, polarity, part=part, **options)
+
+
 READERS: dict[str, Callable] = {
     "cuhk": _read_cuhk,
     "dut": _read_dut,
@@ -524,6 +537,14 @@ READERS: dict[str, Callable] = {
     "middlebury2014": _read_middlebury,
     "synthia": _read_synthia,
     "ilsvrc": _read_ilsvrc,
+    "photos": partial(_read_release, part="photos"),
+    "dmenet_release": partial(_read_release, part="all"),
+    "dmenet_release_syndof": partial(_read_release, part="syndof"),
+    "dmenet_release_cuhk": partial(_read_release, part="cuhk"),
+    "dmenet_release_flickr": partial(_read_release, part="flickr"),
+    "dmenet_release_rtf": partial(_read_release, part="rtf", noise_level="0"),
+    "dmenet_release_rtf1": partial(_read_release, part="rtf", noise_level="1"),
+    "dmenet_release_rtf1_6": partial(_read_release, part="rtf", noise_level="1.6"),
 }
 
 

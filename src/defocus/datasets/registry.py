@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Polarity = Literal["white_blurred", "white_sharp"]
-Kind = Literal["binary", "continuous", "depth", "sharp"]
+Kind = Literal["binary", "continuous", "depth", "sharp", "unlabeled"]
 
 
 class UnknownDatasetError(KeyError):
@@ -69,6 +69,8 @@ class DatasetSpec:
     split_source: str
     notes: str = ""
     mirrors: tuple[str, ...] = field(default_factory=tuple)
+    #: the registry dataset whose download (or ``root``) this one reads a part of ("": none)
+    part_of: str = ""
 
     @property
     def downloadable(self) -> bool:
@@ -310,6 +312,74 @@ REGISTRY: dict[str, DatasetSpec] = {
         ),
     ),
 }
+
+# The DMENet authors' training and test data (github codeslake/DMENet README, step 3:
+# datasets.zip) and its parts; readers in defocus.datasets.dmenet_release.
+DMENET_RELEASE_PAGE = "https://github.com/codeslake/DMENet"
+_DMENET_CITATION = (
+    "Lee, Lee, Cho, Lee. Deep Defocus Map Estimation Using Domain Adaptation. CVPR 2019 "
+    "(data as released with the code)."
+)
+REGISTRY["dmenet_release"] = DatasetSpec(
+    name="dmenet_release",
+    title="DMENet release data: train/{SYNDOF,CUHK,Flickr}, test/{CUHK,RTF,SYNDOF}",
+    citation=_DMENET_CITATION,
+    page=DMENET_RELEASE_PAGE,
+    # README step 3 (Dropbox link; OneDrive in mirrors); no published digest
+    files=(
+        RemoteFile("https://www.dropbox.com/s/xkx1me8dvuv3xd0/datasets.zip?dl=1", "datasets.zip"),
+    ),
+    gt_polarity="white_blurred",  # CUHK masks: the target of Binary_Net (1 = blurred)
+    kind="continuous",
+    split_source="folders train/ and test/ of the release (config.py lines 37-57)",
+    notes=(
+        "Every part in one listing (ids prefixed syndof_, cuhk_, flickr_, rtf0_, rtf1_, "
+        "rtf1_6_); training and scoring use the parts dmenet_release_{syndof,cuhk,flickr,"
+        "rtf,rtf1,rtf1_6}, which read this download (or datasets.dmenet_release.root)."
+    ),
+    mirrors=(
+        "https://onedrive.live.com/download?resid=94530B7E5F49D254%2116358"
+        "&authkey=!AETJe-m59LJctQM",
+    ),
+)
+for _part, _title, _kind, _split in (
+    ("syndof", "SYNDOF as released (train + test; CoC maps, CoC/15 targets)", "continuous",
+     "train/SYNDOF and test/SYNDOF"),
+    ("cuhk", "CUHK as split by DMENet: 504 train / 200 test", "binary",
+     "train/CUHK (504) and test/CUHK (200)"),
+    ("flickr", "Flickr: unlabelled real defocused photos (DMENet's real_no_label)", "unlabeled",
+     "all train (train/Flickr)"),
+    ("rtf", "RTF as released by DMENet, noise 0 (test set RTF0)", "continuous", "all test"),
+    ("rtf1", "RTF as released by DMENet, noise 1 (test set RTF1)", "continuous", "all test"),
+    ("rtf1_6", "RTF as released by DMENet, noise 1.6 (test set RTF1_6)", "continuous",
+     "all test"),
+):  # fmt: skip
+    REGISTRY[f"dmenet_release_{_part}"] = DatasetSpec(
+        name=f"dmenet_release_{_part}",
+        title=_title,
+        citation=_DMENET_CITATION,
+        page=DMENET_RELEASE_PAGE,
+        files=(),
+        gt_polarity="white_blurred" if _kind == "binary" else None,
+        kind=_kind,
+        split_source=_split,
+        notes="A part of dmenet_release: read from its download or datasets.dmenet_release.root.",
+        part_of="dmenet_release",
+    )
+REGISTRY["photos"] = DatasetSpec(
+    name="photos",
+    title="A folder of real photographs without GT (unlabelled real images)",
+    citation="the user's own photographs",
+    page="",
+    files=(),
+    gt_polarity=None,
+    kind="unlabeled",
+    split_source="all train",
+    notes=(
+        "Set datasets.photos.root to a folder of images (searched recursively); e.g. DMENet's "
+        "real role (domain adaptation) with your own defocused photos."
+    ),
+)
 
 
 def get_spec(name: str) -> DatasetSpec:

@@ -1,9 +1,11 @@
 """The dataset manifest contract: ``results/data/{dataset}/manifest.csv``.
 
-Columns ``id,split,image,gt`` and optionally ``depth`` and ``defocus``; paths are relative
-to the manifest's folder (absolute paths are allowed for datasets a user keeps elsewhere).
+Columns ``id,split,image,gt`` and optionally ``depth``, ``defocus`` and ``coc``; paths are
+relative to the manifest's folder (absolute paths are allowed for datasets a user keeps
+elsewhere).
 ``gt`` is a binary mask PNG with **255 = blurred** after the reader has normalised the
-polarity; ``depth`` is a ``.npy`` in metres; ``defocus`` a ``.npy`` Gaussian sigma in pixels.
+polarity; ``depth`` is a ``.npy`` in metres; ``defocus`` a ``.npy`` Gaussian sigma in pixels;
+``coc`` (optional, the DMENet release's SYNDOF) a ``.npy`` circle of confusion in pixels.
 Empty cells mean "not available" (e.g. no GT for an unlabelled training image).
 """
 
@@ -20,7 +22,7 @@ import pandas as pd
 from defocus.io.atomic import atomic_path
 
 REQUIRED = ("id", "split", "image", "gt")
-OPTIONAL = ("depth", "defocus")
+OPTIONAL = ("depth", "defocus", "coc")
 SPLITS = ("train", "val", "test")
 
 
