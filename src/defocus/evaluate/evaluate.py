@@ -40,7 +40,7 @@ EXTERNAL_PROVENANCE: dict[str, Any] = {
     "training": "n/a",
     "paper_scale": True,
     "faithful": False,
-    "differs": "released result maps of the authors, scored here; no code run here",
+    "differs": "result maps read from a folder (config external_methods, defocus score)",
 }
 
 #: the declared default protocol; every key may be overridden by ``protocol=``
