@@ -156,6 +156,25 @@ def test_full_release_file_converts_and_loads(release_npz, tmp_path):
         )
 
 
+def test_training_entry_point_converts_and_the_product_predicts(release_npz, tmp_path):
+    import json
+
+    from defocus.predict import build_method
+    from defocus.train.__main__ import main
+
+    spec = "dmenet@weights=release"
+    # as the workflow's train rule calls it (config/paper.yaml's dmenet params)
+    params = {"target": "coc", "vgg_input": "caffe", "vgg_weights": str(tmp_path / "vgg19.npy")}
+    args = ["--method", spec, "--params", json.dumps(params), "--data",
+            json.dumps({"weights": [str(release_npz)]}), "--workdir", str(tmp_path / "w"),
+            "--out", str(tmp_path / "model.pt"), "--device", "cpu"]  # fmt: skip
+    assert main(args) == 0
+    m = build_method(spec, {}, tmp_path / "model.pt", "cpu")
+    assert m.params["vgg_input"] == "caffe" and m.weights_source() == "authors' release"
+    img = np.full((16, 16, 3), 90, np.uint8)
+    np.testing.assert_allclose(m.predict_raw(img), 3.25, atol=1e-6)
+
+
 def test_defocus_predict_runs_the_release_checkpoint(release_npz, tmp_path):
     from defocus.cli import main
     from defocus.io.image import read_gray, write_image
@@ -294,3 +313,74 @@ def test_every_problem_is_named(tmp_path, edit):
         release_state_dict(tmp_path / "bad.npz", _model(1 / 16), Discriminator(4, 1 / 16))
     msg = str(e.value)
     assert "\n" not in msg and all(n in msg for n in names), msg
+
+
+def test_release_zip_download_is_verified_and_unpacked(tmp_path, serve_dir):
+    import hashlib
+    import zipfile
+
+    from defocus.datasets.download import DownloadError
+    from defocus.methods.dmenet_release import RELEASE_ZIP, fetch_release_npz
+
+    site = tmp_path / "site"
+    site.mkdir()
+    np.savez(tmp_path / RELEASE_NPZ, **{f"{DEC}uf/c3/kernel:0": np.ones((3, 3, 2, 1), np.float32)})
+    with zipfile.ZipFile(site / RELEASE_ZIP, "w") as zf:  # the README's unzip layout
+        zf.write(tmp_path / RELEASE_NPZ, f"DMENet_BDCS/checkpoint/{RELEASE_NPZ}")
+    digest = hashlib.sha256((site / RELEASE_ZIP).read_bytes()).hexdigest()
+    base = serve_dir(site)
+    out = tmp_path / "weights" / "release.npz"
+    got = fetch_release_npz(out, {"base_url": base, "sha256": {RELEASE_ZIP: digest}}, False)
+    assert got == out and np.load(out)[f"{DEC}uf/c3/kernel:0"].shape == (3, 3, 2, 1)
+    # a wrong pin: nothing written, the message says where to put the file by hand
+    bad = {"base_url": base, "sha256": {RELEASE_ZIP: "0" * 64}}
+    with pytest.raises(DownloadError, match="DMENet_BDCS.zip"):
+        fetch_release_npz(tmp_path / "w2" / "release.npz", bad, False)
+    assert not (tmp_path / "w2" / "release.npz").exists()
+    # a zip without the checkpoint
+    with zipfile.ZipFile(site / RELEASE_ZIP, "w") as zf:
+        zf.writestr("readme.txt", "no weights here")
+    with pytest.raises(DownloadError, match="expected one DMENet_BDCS.npz"):
+        fetch_release_npz(tmp_path / "w3" / "release.npz", {"base_url": base}, False)
+
+
+def _vgg19_npy(path, width, seed=0):
+    """A vgg19.npy of machrisaa/tensorflow-vgg's form: {layer: [W (HWIO), b]}, fc layers too."""
+    rng = np.random.default_rng(seed)
+    c = lambda n: max(1, round(n * width))  # noqa: E731
+    data, c_in = {}, 3
+    for block, n, ch in [(1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512)]:
+        for i in range(1, n + 1):
+            w = rng.standard_normal((3, 3, c_in, c(ch))).astype(np.float32) * 0.1
+            data[f"conv{block}_{i}"] = [w, rng.standard_normal(c(ch)).astype(np.float32)]
+            c_in = c(ch)
+    data["fc6"] = [np.zeros((4, 2), np.float32), np.zeros(2, np.float32)]  # not loaded
+    np.save(path, np.array(data, dtype=object), allow_pickle=True)
+    return data
+
+
+def test_caffe_vgg19_npy_initialises_the_encoder(tmp_path):
+    from defocus.methods.backbones import vgg_features
+    from defocus.methods.dmenet import BlurNet
+    from defocus.methods.dmenet_release import vgg19_npy_state_dict
+
+    data = _vgg19_npy(tmp_path / "small.npy", 1 / 16)
+    feats = vgg_features("vgg19", None, False, 1 / 16)
+    feats.load_state_dict(vgg19_npy_state_dict(tmp_path / "small.npy", feats))
+    convs = [m for m in feats if isinstance(m, torch.nn.Conv2d)]
+    w = data["conv3_2"][0]
+    assert torch.equal(convs[5].weight, torch.from_numpy(w.transpose(3, 2, 0, 1)))
+    assert torch.equal(convs[15].bias, torch.from_numpy(data["conv5_4"][1]))
+    # the full file initialises B's encoder (and C's) as the release's main.py does
+    full = _vgg19_npy(tmp_path / "vgg19.npy", 1.0, seed=1)
+    net = BlurNet(1.0, aux=False, vgg_weights=str(tmp_path / "vgg19.npy"), vgg_input="caffe")
+    assert torch.equal(
+        net.encoder[0].weight, torch.from_numpy(full["conv1_1"][0].transpose(3, 2, 0, 1))
+    )
+    assert net.encoder.init.endswith("vgg19.npy")
+    with pytest.raises(ValueError, match="vgg_input: caffe"):
+        DMENet(vgg_weights=str(tmp_path / "vgg19.npy"))
+    del data["conv4_2"]
+    np.save(tmp_path / "bad.npy", np.array(data, dtype=object), allow_pickle=True)
+    with pytest.raises(ReleaseCheckpointError, match="conv4_2"):
+        vgg19_npy_state_dict(tmp_path / "bad.npy", feats)

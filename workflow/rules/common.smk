@@ -102,6 +102,9 @@ def dataset_cfg(name):
     if parent and not entry.get("root"):  # a part reads its parent's copy
         entry["root"] = (config["datasets"].get(parent) or {}).get("root")
     entry.setdefault("root", None)
+    # DMENet's RTF table, fetched by rule fetch_rtf_conversion
+    if entry.get("conversion") == "release":
+        entry["conversion"] = RTF_CONVERSION
     entry.setdefault("polarity", None)
     entry.setdefault("sha256", {})
     entry.setdefault("base_url", None)
@@ -119,12 +122,19 @@ def root_fingerprint(wildcards):
     return folder_fingerprint(root) if root else ""
 
 
+#: DMENet's RTF conversion table, fetched for `datasets.<name>.conversion: release`
+RTF_CONVERSION = f"{RESOURCES}/rtf_conversion/convertion.mat"
+
+
 def fetch_input(wildcards):
-    """The download marker, or nothing when the user points `datasets.<name>.root` at a copy."""
-    if dataset_cfg(wildcards.registry_set)["root"]:
-        return []
+    """The download marker (nothing when the user points `datasets.<name>.root` at a copy),
+    then the RTF conversion table when the config asks for the released one."""
+    entry = dataset_cfg(wildcards.registry_set)
+    extra = [RTF_CONVERSION] if entry.get("conversion") == RTF_CONVERSION else []
+    if entry["root"]:
+        return extra
     name = REGISTRY[wildcards.registry_set].part_of or wildcards.registry_set
-    return f"{RESOURCES}/{name}/.fetched.json"
+    return [f"{RESOURCES}/{name}/.fetched.json", *extra]
 
 
 def syndof_depth_manifests(wildcards):
@@ -224,13 +234,29 @@ def weights_file(method):
     return w
 
 
+#: the DMENet authors' Caffe VGG19 (rule fetch_vgg19), for `vgg_weights: release`
+VGG19_RELEASE = f"{RESOURCES}/weights/vgg19/vgg19.npy"
+
+
+def run_params(method):
+    """Method parameters as the training entry point gets them: `vgg_weights: release` names
+    the file rule fetch_vgg19 downloads."""
+    params = method_params(config, method)
+    if params.get("vgg_weights") == "release":
+        params["vgg_weights"] = VGG19_RELEASE
+    return params
+
+
 def train_manifests(wildcards):
     """Inputs of every dataset the method trains on (config training.data.<method>), or the
-    weights file it converts."""
+    weights file it converts; and the released VGG19 it starts from, if any."""
     if weights_file(wildcards.method):
         return [weights_file(wildcards.method)]
     roles = config["training"]["data"].get(wildcards.method.partition("@")[0], {})
-    return sorted({train_input(r, d) for r, names in roles.items() for d in names})
+    out = sorted({train_input(r, d) for r, names in roles.items() for d in names})
+    if run_params(wildcards.method).get("vgg_weights") == VGG19_RELEASE:
+        out.append(VGG19_RELEASE)
+    return out
 
 
 def train_data_arg(wildcards):

@@ -74,3 +74,20 @@ rule demo_sharp:
         max_side=config["demo_sources"]["max_side"],
     script:
         "../scripts/demo_sharp.py"
+
+
+rule fetch_rtf_conversion:
+    """DMENet's RTF blurMap -> Gaussian sigma table (evaluation/RTF/convertion.mat), verified."""
+    output:
+        table=RTF_CONVERSION,
+    log:
+        "logs/data/fetch_rtf_conversion.log",
+    retries: 1
+    conda:
+        "../../envs/defocus.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/fetch_rtf_conversion.py"

@@ -266,3 +266,35 @@ def read_release_part(
             tag = noise.replace(".", "_")
             rows += _rtf(root, out_dir, noise, threshold, f"rtf{tag}_")
     return rows, fractions
+
+
+#: DMENet's RTF conversion table (evaluation/RTF/convertion.mat: column 1 Gaussian sigma,
+#: column 2 RTF blurMap value, 23 rows, sigma 0.3 .. 3.275); sha256 of the file at commit
+#: d844e5a6ad3e7a1c9157d50935de1a6eb6bc4bf8 of github codeslake/DMENet
+RTF_CONVERSION_URL = (
+    "https://github.com/codeslake/DMENet/raw/d844e5a6ad3e7a1c9157d50935de1a6eb6bc4bf8/"
+    "evaluation/RTF/convertion.mat"
+)
+RTF_CONVERSION_SHA256 = "05d0021fd9b6af116b17fec5a2bff7f8ce66550f02be23555b42eebf87465d36"
+RTF_CONVERSION_FNAME = "convertion.mat"
+
+
+def fetch_rtf_conversion(dest: str | Path, progress: bool = True) -> Path:
+    """Download DMENet's RTF conversion table (verified sha256) to ``dest`` atomically."""
+    import os
+
+    from defocus.datasets.download import DownloadError, download_file
+    from defocus.datasets.registry import RemoteFile
+
+    dest = Path(dest)
+    remote = RemoteFile(RTF_CONVERSION_URL, RTF_CONVERSION_FNAME, RTF_CONVERSION_SHA256, 325,
+                        unpack=False)  # fmt: skip
+    try:
+        got, _ = download_file(remote, dest.parent / "download", "rtf", progress=progress)
+    except DownloadError as err:
+        raise DownloadError(
+            f"{err} Or copy evaluation/RTF/convertion.mat of github codeslake/DMENet to {dest} "
+            "and set datasets.rtf.conversion to its path."
+        ) from err
+    os.replace(got, dest)  # same file system: atomic
+    return dest

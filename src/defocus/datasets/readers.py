@@ -570,7 +570,8 @@ def build_manifest(
     polarity_override : {"white_blurred", "white_sharp"} or mapping, optional
         Replaces the registry's declared GT polarity (binary datasets only). The config entry
         ``datasets.<name>`` (a mapping) is accepted too: its ``polarity`` is used, and its
-        ``scenes`` and ``n_images`` become the reader options ``scenes`` and ``n`` (explicit
+        ``scenes`` and ``n_images`` become the reader options ``scenes`` and ``n``, and its
+        ``conversion``, ``image_root`` and ``noise_level`` the RTF options (explicit
         ``options`` win).
     **options
         Reader options:
@@ -610,6 +611,9 @@ def build_manifest(
             options.setdefault("scenes", list(entry["scenes"]))
         if entry.get("n_images"):
             options.setdefault("n", int(entry["n_images"]))
+        for key in ("conversion", "image_root", "noise_level"):  # RTF (config schema)
+            if entry.get(key) is not None:
+                options.setdefault(key, str(entry[key]))
     root, out_dir = Path(root), Path(out_dir)
     if not root.is_dir():
         raise DatasetLayoutError(f"dataset {name}: root {root} is not a folder")

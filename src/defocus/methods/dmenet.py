@@ -237,8 +237,28 @@ class AuxHead(nn.Module):
 
 
 def _encoder(weights: str | None, pretrained: bool, width: float) -> nn.Sequential:
-    """VGG19 features (torchvision layout) with the release's edge-replicating 3x3 padding."""
-    feats = vgg_features("vgg19", weights, pretrained, width)
+    """VGG19 features (torchvision layout) with the release's edge-replicating 3x3 padding.
+
+    ``weights`` may name the release's Caffe ``vgg19.npy`` (converted by
+    :func:`defocus.methods.dmenet_release.vgg19_npy_state_dict`; input ``vgg_input="caffe"``).
+    """
+    if pretrained and str(weights) == "release":
+        raise FileNotFoundError(
+            "vgg_weights: release names the authors' vgg19.npy, which the workflow fetches "
+            "(rule fetch_vgg19); outside it, give the path to vgg19.npy"
+        )
+    if pretrained and weights is not None and str(weights).lower().endswith(".npy"):
+        from defocus.methods.dmenet_release import vgg19_npy_state_dict
+
+        if width != 1.0:
+            raise ValueError(f"vgg19.npy holds the full VGG19: width must be 1, got {width}")
+        if not Path(weights).is_file():
+            raise FileNotFoundError(f"VGG weights file not found: {weights} (vgg_weights)")
+        feats = vgg_features("vgg19", None, False, width)
+        feats.load_state_dict(vgg19_npy_state_dict(weights, feats))
+        feats.init = f"file:{weights}"
+    else:
+        feats = vgg_features("vgg19", weights, pretrained, width)
     for m in feats.modules():
         if isinstance(m, nn.Conv2d):
             # same weights; only the border changes (release pads with TF "Symmetric", 1 px)
@@ -755,7 +775,9 @@ class DMENet(Method):
         "subnets": "BDCS",  # subnetworks; "B", "BD", "BDC", "BDCS" = DMENet_B .. DMENet_BDCS
         "aux": True,  # scale-wise aux loss (paper Sec. 4.1); false = BDCS w/o aux (Sec. 5.1)
         "width": 1.0,  # channel multiplier of every layer; 1 = published (< 1: demo/tests only)
-        "vgg_weights": "imagenet",  # "imagenet" (torchvision VGG19) or a local state-dict file
+        # "imagenet" (torchvision VGG19), a local state-dict file, or the release's Caffe
+        # vgg19.npy (release README step 6; needs vgg_input "caffe")
+        "vgg_weights": "imagenet",
         "pretrained": True,  # paper Sec. 4.1: "pretrained VGG19" encoder; C is the same VGG19
         # encoder input convention: "torchvision" (RGB, ImageNet mean/std) or "caffe" (BGR,
         # 0-255 minus the Caffe mean: release model.py VGG19_down; the release's weights)
@@ -806,6 +828,12 @@ class DMENet(Method):
             raise ValueError(f"sigma_max must be > 0, got {p['sigma_max']!r}")
         if p["vgg_input"] not in VGG_INPUTS:
             raise ValueError(f"vgg_input must be one of {VGG_INPUTS}, got {p['vgg_input']!r}")
+        caffe_vgg = str(p["vgg_weights"]).lower().endswith(".npy") or p["vgg_weights"] == "release"
+        if caffe_vgg and p["vgg_input"] != "caffe":
+            raise ValueError(
+                f"vgg_weights {p['vgg_weights']} is the Caffe VGG19 (BGR, 0-255 minus the mean): "
+                "set vgg_input: caffe"
+            )
         if p["target"] not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {p['target']!r}")
         if not float(p["max_coc"]) > 0:
@@ -947,7 +975,11 @@ class DMENet(Method):
             {
                 "model": state["model"],
                 "iteration": 0,
-                "config": {"method": self.name, "params": dict(self.params), "source": src[0]},
+                "config": {
+                    "method": self.name,
+                    "params": dict(self.params),
+                    "source": str(src[0]),
+                },
             },
         )
         log.info("DMENet: converted the release checkpoint %s (no training)", src[0])

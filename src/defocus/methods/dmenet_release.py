@@ -292,6 +292,50 @@ def release_state_dict(
     return {"model": state, "disc": dstate, "skipped": skipped + foreign}
 
 
+def _fetch_zip_member(
+    urls: tuple[str, ...],
+    zip_name: str,
+    member: str,
+    dest: str | Path,
+    entry: dict | None,
+    name: str,
+    hint: str,
+    progress: bool,
+) -> Path:
+    """Download ``zip_name`` (each of ``urls`` in turn, or the mirror ``entry.base_url``),
+    verified by ``entry.sha256``, and extract its one file named ``member`` to ``dest``."""
+    from defocus.datasets.download import DownloadError, fetch_release
+    from defocus.datasets.registry import RemoteFile
+    from defocus.io.atomic import atomic_path
+
+    dest = Path(dest)
+    folder = dest.parent / "download"
+    urls = urls[:1] if (entry or {}).get("base_url") else urls
+    errors = []
+    got = None
+    for url in urls:
+        try:
+            got = fetch_release(RemoteFile(url, zip_name, None, unpack=False), folder, entry or {},
+                                name, progress)  # fmt: skip
+            break
+        except DownloadError as err:
+            errors.append(str(err))
+    if got is None:
+        raise DownloadError(
+            f"{' | '.join(errors)} Put {zip_name} (from {urls[0]}) in {folder}, or {hint}."
+        )
+    with zipfile.ZipFile(got) as zf:
+        members = [m for m in zf.namelist() if Path(m).name == member]
+        if len(members) != 1:
+            raise DownloadError(
+                f"{got}: expected one {member} in the zip, found {len(members)} "
+                f"(members: {zf.namelist()[:10]})"
+            )
+        with zf.open(members[0]) as src, atomic_path(dest) as tmp, open(tmp, "wb") as out:
+            shutil.copyfileobj(src, out)
+    return dest
+
+
 def fetch_release_npz(dest: str | Path, entry: dict | None = None, progress: bool = True) -> Path:
     """Download ``DMENet_BDCS.zip`` (Dropbox, then OneDrive; or the mirror of config
     ``releases.dmenet``), verify it and extract ``DMENet_BDCS.npz`` to ``dest`` atomically.
@@ -299,36 +343,69 @@ def fetch_release_npz(dest: str | Path, entry: dict | None = None, progress: boo
     ``entry``: config ``releases.dmenet`` (``base_url``, ``sha256: {DMENet_BDCS.zip: ...}``).
     No digest is published by the authors: without a pin the first download logs its sha256.
     """
-    from defocus.datasets.download import DownloadError, fetch_release
-    from defocus.datasets.registry import RemoteFile
-    from defocus.io.atomic import atomic_path
-
-    dest = Path(dest)
-    folder = dest.parent / "download"
-    urls = RELEASE_URLS[:1] if (entry or {}).get("base_url") else RELEASE_URLS
-    errors = []
-    got = None
-    for url in urls:
-        try:
-            remote = RemoteFile(url, RELEASE_ZIP, None, unpack=False)
-            got = fetch_release(remote, folder, entry or {}, "dmenet", progress)
-            break
-        except DownloadError as err:
-            errors.append(str(err))
-    if got is None:
-        raise DownloadError(
-            f"DMENet release weights: {' | '.join(errors)} Put {RELEASE_ZIP} (from "
-            f"{RELEASE_URLS[0]}) in {folder}, or set methods.params.dmenet.weights to a local "
-            f"{RELEASE_NPZ}."
-        )
-    with zipfile.ZipFile(got) as zf:
-        members = [m for m in zf.namelist() if Path(m).name == RELEASE_NPZ]
-        if len(members) != 1:
-            raise DownloadError(
-                f"{got}: expected one {RELEASE_NPZ} in the zip, found {len(members)} "
-                f"(members: {zf.namelist()[:10]})"
-            )
-        with zf.open(members[0]) as src, atomic_path(dest) as tmp, open(tmp, "wb") as out:
-            shutil.copyfileobj(src, out)
+    hint = f"set methods.params.dmenet.weights to a local {RELEASE_NPZ}"
+    dest = _fetch_zip_member(
+        RELEASE_URLS, RELEASE_ZIP, RELEASE_NPZ, dest, entry, "dmenet", hint, progress
+    )
     read_npz(dest)  # a readable npz, or a clear error now rather than at conversion
     return dest
+
+
+#: release README step 6 ("Download pretrained VGG19 weights"): Dropbox, then OneDrive
+VGG19_URLS = (
+    "https://www.dropbox.com/s/7ah1jwrmggog4q9/vgg19.zip?dl=1",
+    "https://onedrive.live.com/download?resid=94530B7E5F49D254%21489&authkey=!AC-Vfx3InXfEoZU",
+)
+VGG19_ZIP = "vgg19.zip"
+VGG19_NPY = "vgg19.npy"
+
+
+def fetch_vgg19_npy(dest: str | Path, entry: dict | None = None, progress: bool = True) -> Path:
+    """Download the release's ``vgg19.zip`` (config ``releases.vgg19``: mirror and pin, as
+    :func:`fetch_release_npz`) and extract ``vgg19.npy`` to ``dest``."""
+    hint = "set methods.params.dmenet.vgg_weights to a local vgg19.npy"
+    return _fetch_zip_member(VGG19_URLS, VGG19_ZIP, VGG19_NPY, dest, entry, "vgg19", hint, progress)
+
+
+#: the layers of ``vgg19.npy`` the release loads: every conv before ``fc6`` (``main.py`` lines
+#: 256-267: the sorted items up to ``fc6``, each ``[W, b]``, into the encoder and into C)
+VGG19_NPY_LAYERS = tuple(
+    f"conv{k}_{i}" for k, n in enumerate(VGG19_BLOCKS, 1) for i in range(1, n + 1)
+)
+
+
+def vgg19_npy_state_dict(path: str | Path, features: nn.Sequential) -> dict[str, torch.Tensor]:
+    """A state dict of ``features`` (this package's VGG19 ``features``, torchvision layout)
+    from the release's ``vgg19.npy`` (github machrisaa/tensorflow-vgg, linked by the release
+    README step 6): a pickled dict ``{layer: [W (HWIO), b]}`` of the Caffe VGG19, whose input is
+    BGR in 0-255 minus the Caffe mean (``vgg_input="caffe"``).
+
+    The file is a Python pickle (as the release loads it, ``allow_pickle=True``): read only
+    the authors' file, verified by its pinned sha256.
+    """
+    path = Path(path)
+    try:
+        data = np.load(path, encoding="latin1", allow_pickle=True).item()
+    except (OSError, ValueError, AttributeError) as e:
+        raise ReleaseCheckpointError(f"{path}: not a vgg19.npy dict of layers ({e})") from None
+    convs = [(i, m) for i, m in enumerate(features) if isinstance(m, nn.Conv2d)]
+    missing = [n for n in VGG19_NPY_LAYERS if n not in data]
+    if missing or len(convs) != len(VGG19_NPY_LAYERS):
+        raise ReleaseCheckpointError(
+            f"{path}: missing VGG19 layer(s) {missing} (has {sorted(data)[:20]})"
+            if missing
+            else f"the network has {len(convs)} convs, VGG19 has {len(VGG19_NPY_LAYERS)}"
+        )
+    out: dict[str, torch.Tensor] = {}
+    bad = []
+    for name, (idx, conv) in zip(VGG19_NPY_LAYERS, convs, strict=True):
+        w, b = (np.asarray(a, np.float32) for a in data[name][:2])
+        o, i, kh, kw = conv.weight.shape
+        if w.shape != (kh, kw, i, o) or b.shape != (o,):
+            bad.append(f"{name}: file {w.shape} / {b.shape}, expected {(kh, kw, i, o)} / {(o,)}")
+            continue
+        out[f"{idx}.weight"] = torch.from_numpy(np.ascontiguousarray(w.transpose(3, 2, 0, 1)))
+        out[f"{idx}.bias"] = torch.from_numpy(b)
+    if bad:
+        raise ReleaseCheckpointError(f"{path}: shape mismatch(es): {bad}")
+    return out
