@@ -5,7 +5,7 @@ this package's features:
 
 1. the Table 1 accuracy (a label counts as correct within 0.15 in sigma) and the exact-label
    accuracy on the held-out ("val") patches of each ``--patches`` file. The README quotes
-   73.8 % on the patches of ``config/dhde_cpu.yaml`` and 90.1 % on the demo's
+   one figure on the patches of ``config/dhde_cpu.yaml`` and one on the demo's
    (``config/config.yaml``); both configs write ``results/patches/demo_sharp.h5``, so make
    and score one, then the other:
 
@@ -13,8 +13,8 @@ this package's features:
        python benchmarks/dhde_release_figures.py --patches results/patches/demo_sharp.h5
 
 2. the median sparse sigma at the edge pixels of scikit-image's astronaut, resized to 640x427
-   (INTER_AREA) and blurred by a Gaussian of 0 (unblurred), 1.0, 1.5 and 2.0 px (the README:
-   0.65 / 1.25 / 1.7 / 2.0).
+   (INTER_AREA) and blurred by a Gaussian of 0 (unblurred), 1.0, 1.5 and 2.0 px (the README
+   quotes the four medians).
 
 Inputs: ``--weights``, the release ``.caffemodel`` (sha256-checked by
 ``snakemake --configfile=config/paper.yaml resources/weights/dhde/release.caffemodel``, or

@@ -23,12 +23,16 @@ def script(root):
 
 def test_readme_figures_are_the_scripts(root, script):
     readme = (root / "README.md").read_text()
-    # the figures the README quotes for dhde@weights=release, and the blurs the script uses
-    assert "73.8 %" in readme and "90.1 %" in readme
-    assert "1.25 / 1.7 / 2.0 for blur 1.0 / 1.5 / 2.0" in readme
-    assert script.BLURS == (0.0, 1.0, 1.5, 2.0)
+    # the README names the script beside the release's figures, with the inputs it takes
+    para = readme[readme.index("dhde@weights=release` (in `config/paper.yaml`") :]
+    para = para[: para.index("\n\n")]
+    assert "benchmarks/dhde_release_figures.py" in para and "--patches" in para
+    assert re.search(r"\d+\.\d %", para), "the patch accuracies it prints"
+    blurs = re.search(r"for blur ([\d.]+) / ([\d.]+) / ([\d.]+) px", para)
+    assert blurs and tuple(float(b) for b in blurs.groups()) == script.BLURS[1:]
+    assert script.BLURS[0] == 0.0 and "unblurred" in para
     doc = script.__doc__
-    assert "73.8 %" in doc and "90.1 %" in doc and "config/dhde_cpu.yaml" in doc
+    assert "config/dhde_cpu.yaml" in doc and "config/config.yaml" in doc and "640x427" in doc
 
 
 def test_script_prints_each_figure(tmp_path, script, monkeypatch, capsys):
