@@ -128,6 +128,45 @@ def download_file(
     return local, digest
 
 
+def fetch_release(
+    remote: RemoteFile,
+    dest_dir: str | os.PathLike,
+    cfg_entry: Mapping | None = None,
+    name: str = "",
+    progress: bool = True,
+) -> Path:
+    """Download one released file (authors' weights), honouring a mirror and a sha256 pin.
+
+    Authors' releases are configured like datasets (config ``releases.<name>``, e.g.
+    ``releases.dhde``): ``base_url`` replaces everything before the file name, and
+    ``sha256.<fname>`` replaces the pinned digest (a mirror serving another build of the file).
+
+    Returns
+    -------
+    Path
+        The verified local file in ``dest_dir``.
+
+    Raises
+    ------
+    DownloadError
+        From :func:`download_file`, or when ``sha256`` names another file than ``remote.fname``.
+    """
+    entry = dict(cfg_entry or {})
+    pins = dict(entry.get("sha256") or {})
+    unknown = set(pins) - {remote.fname}
+    if unknown:
+        raise DownloadError(
+            f"releases.{name or '<name>'}.sha256 names unknown file(s) {sorted(unknown)}; "
+            f"the release is the single file {remote.fname!r}"
+        )
+    if entry.get("base_url"):
+        remote = replace(remote, url=entry["base_url"].rstrip("/") + "/" + remote.fname)
+    path, _ = download_file(
+        remote, dest_dir, name=name, sha256=pins.get(remote.fname), progress=progress
+    )
+    return path
+
+
 def _is_archive(path: Path) -> bool:
     return zipfile.is_zipfile(path) or tarfile.is_tarfile(path)
 
