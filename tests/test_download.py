@@ -207,3 +207,22 @@ def test_list_table_and_registry():
     assert mb.files[0].url.endswith("scenes2014/zip/Adirondack-perfect.zip")
     with pytest.raises(registry.UnknownDatasetError, match="known: cuhk"):
         registry.get_spec("nope")
+
+
+def test_fetch_release_uses_the_mirror_and_its_pin(tmp_path, serve_dir):
+    srv = tmp_path / "mirror"
+    srv.mkdir()
+    payload = b"weights of a released model"
+    (srv / "model.bin").write_bytes(payload)
+    good = hashlib.sha256(payload).hexdigest()
+    # the registry's own URL is unreachable and its pinned digest is another file's
+    remote = registry.RemoteFile("http://127.0.0.1:9/x/model.bin", "model.bin", "0" * 64)
+    entry = {"base_url": serve_dir(srv), "sha256": {"model.bin": good}}
+    got = dl.fetch_release(remote, tmp_path / "a", entry, "demo", progress=False)
+    assert got.read_bytes() == payload
+    # without the pin the release's own digest is checked: refused, nothing left behind
+    with pytest.raises(DownloadError, match="checksum mismatch"):
+        dl.fetch_release(remote, tmp_path / "b", {"base_url": entry["base_url"]}, "demo", False)
+    assert list((tmp_path / "b").iterdir()) == []
+    with pytest.raises(DownloadError, match=r"releases\.demo\.sha256 names unknown file"):
+        dl.fetch_release(remote, tmp_path / "c", {"sha256": {"other.bin": good}}, "demo", False)
