@@ -48,5 +48,8 @@ rule fetch_weights:
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        # a mirror and sha256 pin of the release (config releases.dhde; optional)
+        entry=lambda wc: config["releases"].get("dhde") or {},
     script:
         "../scripts/fetch_weights.py"

@@ -19,7 +19,8 @@ with rule_log(snakemake.log[0]):  # noqa: F821
     if entry["root"]:
         root = Path(entry["root"])
     else:
-        root = Path(json.loads(Path(sm.input.fetched[0]).read_text())["root"])
+        # the download marker is the rule's only input (input.fetched is its path, a str)
+        root = Path(json.loads(Path(sm.input[0]).read_text())["root"])
     out = Path(sm.output.manifest)
     build_manifest(name, root, out.parent, entry, seed=sm.params.seed)
     try:
