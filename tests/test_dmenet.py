@@ -163,7 +163,9 @@ def test_each_switch_removes_exactly_its_losses(subnets, aux, keys):
     if d_before is not None:
         d_after = list(tr.disc.parameters())
         assert any(not torch.equal(a, b) for a, b in zip(d_before, d_after, strict=True))
-        assert all(p.requires_grad for p in tr.disc.parameters())  # restored after the G step
+        # restored after the G step (BN scales stay frozen: bn_scale false, as the release)
+        convs = [m for m in tr.disc.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert all(m.weight.requires_grad for m in convs)
     if c_before is not None:
         c_after = list(tr.content.parameters())
         assert all(torch.equal(a, b) for a, b in zip(c_before, c_after, strict=True))
@@ -181,7 +183,9 @@ def test_generator_step_does_not_move_d_and_d_step_does_not_move_b():
     out = tr.model(_batch()["synthetic"], _batch()["real"])
     tr.discriminator_loss(out).backward()
     assert all(p.grad is None for p in tr.model.parameters())
-    assert all(p.grad is not None for p in tr.disc.parameters())
+    # every trained parameter of D (its BN scales are held at 1, as the release's)
+    assert all(p.grad is not None for p in tr.disc.parameters() if p.requires_grad)
+    assert sum(p.requires_grad for p in tr.disc.parameters()) == 5 + 4  # 5 convs, 4 BN shifts
 
 
 def test_ablation_names_and_validation():
@@ -349,3 +353,21 @@ def test_release_target_decodes_coc_as_the_release():
         DMENet(**TINY, target="depth")
     with pytest.raises(ValueError, match="vgg_input"):
         DMENet(**TINY, vgg_input="bgr")
+
+
+@pytest.mark.parametrize("bn_scale", [False, True])
+def test_batch_norm_scale_is_held_at_one_as_the_release(bn_scale):
+    """Release BatchNormLayer(gamma_init=None): no scale; bn_scale=True trains one."""
+    torch.manual_seed(0)
+    tr = Trainer({**DMENet.defaults, **TINY, "bn_scale": bn_scale})
+    for _ in range(2):
+        tr.step(tr.model, _batch())
+    scales = [
+        m.weight
+        for net in (tr.model, tr.disc)
+        for m in net.modules()
+        if isinstance(m, torch.nn.BatchNorm2d)
+    ]
+    moved = [not torch.equal(w, torch.ones_like(w)) for w in scales]
+    assert all(moved) if bn_scale else not any(moved)
+    assert all(w.requires_grad for w in scales) == bn_scale

@@ -67,8 +67,8 @@ Deliberate differences from the release, each a consequence of the PyTorch port:
   VGG19 need.
 * release batch norms have no scale (``gamma_init=None`` in ``UNet_up``,
   ``feature_discriminator`` and ``Binary_Net``: TensorLayer 1.11 then creates no ``gamma``);
-  here the scale exists, starts at 1 and is trained. A converted release checkpoint sets it
-  to 1, which is the release's network exactly.
+  here the scale exists but is held at 1 and not trained (``bn_scale=False``, the default;
+  ``True`` trains it). A converted release checkpoint sets it to 1.
 * ``augment`` scales a synthetic image's sigma label with the image when it resizes it (the
   release resizes the label map without rescaling its values, ``utils.py``
   ``crop_pair_with_different_shape_images``; a sigma in pixels must follow the pixel grid).
@@ -486,6 +486,15 @@ class DMENetModel(nn.Module):
         return out
 
 
+def _freeze_bn_scale(net: nn.Module) -> None:
+    """Batch norms without a trained scale, as the release's (``gamma_init=None``): scale 1,
+    excluded from the gradient (the optimisers skip parameters without gradients)."""
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d) and m.weight is not None:
+            nn.init.ones_(m.weight)
+            m.weight.requires_grad_(False)
+
+
 def _check_subnets(subnets: Any) -> str:
     s = str(subnets).upper()
     if not s or "B" not in s or set(s) - set(SUBNETS) or len(set(s)) != len(s):
@@ -513,6 +522,10 @@ class Trainer:
         self.model = DMENetModel(w, bool(p["aux"]), "S" in self.subnets, weights, pre, vin)
         c64 = self.model.blur.feat_channels
         self.disc = Discriminator(c64, w) if "D" in self.subnets else None
+        if not bool(p["bn_scale"]):
+            for net in (self.model, self.disc):
+                if net is not None:
+                    _freeze_bn_scale(net)
         self.content = ContentNet(w, weights, pre, vin) if "C" in self.subnets else None
         betas = (float(p["beta1"]), 0.999)  # TF Adam defaults beta2 0.999, eps 1e-8
         self.opt_g = torch.optim.Adam(self.model.parameters(), lr=float(p["lr"]), betas=betas)
@@ -520,6 +533,15 @@ class Trainer:
         if self.disc is not None:
             lr_d = float(p["lr"]) * float(p["lambda_lr_d"])
             self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=lr_d, betas=betas)
+
+    def _disc_trainable(self) -> None:
+        """D's parameters get gradients again (its BN scales stay frozen without bn_scale)."""
+        assert self.disc is not None
+        self.disc.requires_grad_(True)
+        if not bool(self.params["bn_scale"]):
+            for m in self.disc.modules():
+                if isinstance(m, nn.BatchNorm2d) and m.weight is not None:
+                    m.weight.requires_grad_(False)
 
     @property
     def real_roles(self) -> list[str]:
@@ -606,7 +628,7 @@ class Trainer:
             # learning_rate variable, D's optimiser uses learning_rate * lambda_lr_d)
             for g in self.opt_d.param_groups:
                 g["lr"] = self.opt_g.param_groups[0]["lr"] * float(self.params["lambda_lr_d"])
-            self.disc.requires_grad_(True)
+            self._disc_trainable()
             self.opt_d.zero_grad(set_to_none=True)
             loss_d = self.discriminator_loss(out)
             loss_d.backward()
@@ -622,7 +644,7 @@ class Trainer:
         total.backward()
         self.opt_g.step()
         if self.disc is not None:
-            self.disc.requires_grad_(True)
+            self._disc_trainable()
         return {
             "loss": float(total.detach()),
             **{k: float(v.detach()) for k, v in parts.items()},
@@ -788,6 +810,9 @@ class DMENet(Method):
         "lambda_s": 2.0e-2,  # config.TRAIN.lambda_binary
         "lambda_aux": 1.0,  # paper: lambda_aux = 1 (release adds the aux sum unweighted)
         "lambda_lr_d": 1.0,  # config.TRAIN.lambda_lr_d: D's lr = lr * this
+        # batch-norm scale: the release has none (BatchNormLayer gamma_init=None, model.py):
+        # false = held at 1; true = trained (PyTorch's default BN)
+        "bn_scale": False,
         # --- optimisation (release config.py) ---
         "lr": 1.0e-4,  # config.TRAIN.lr_init (Adam)
         "beta1": 0.9,  # config.TRAIN.beta1
