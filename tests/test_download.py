@@ -209,7 +209,7 @@ def test_list_table_and_registry():
         registry.get_spec("nope")
 
 
-def test_fetch_release_uses_the_mirror_and_its_pin(tmp_path, serve_dir):
+def test_fetch_release_uses_the_mirror_and_its_pin(tmp_path, serve_dir, caplog):
     srv = tmp_path / "mirror"
     srv.mkdir()
     payload = b"weights of a released model"
@@ -224,5 +224,10 @@ def test_fetch_release_uses_the_mirror_and_its_pin(tmp_path, serve_dir):
     with pytest.raises(DownloadError, match="checksum mismatch"):
         dl.fetch_release(remote, tmp_path / "b", {"base_url": entry["base_url"]}, "demo", False)
     assert list((tmp_path / "b").iterdir()) == []
+    # no pin anywhere: the digest to pin is logged under the releases section
+    unpinned = registry.RemoteFile("http://127.0.0.1:9/x/model.bin", "model.bin")
+    with caplog.at_level(logging.WARNING, logger="defocus.datasets.download"):
+        dl.fetch_release(unpinned, tmp_path / "d", {"base_url": entry["base_url"]}, "demo", False)
+    assert "releases.demo.sha256.model.bin" in caplog.text and good in caplog.text
     with pytest.raises(DownloadError, match=r"releases\.demo\.sha256 names unknown file"):
         dl.fetch_release(remote, tmp_path / "c", {"sha256": {"other.bin": good}}, "demo", False)

@@ -62,6 +62,7 @@ def download_file(
     name: str = "",
     sha256: str | None = None,
     progress: bool = True,
+    section: str = "datasets",
 ) -> tuple[Path, str]:
     """Download one file with pooch and verify it.
 
@@ -77,12 +78,14 @@ def download_file(
         Expected hex digest overriding the registry's.
     progress : bool
         Show a tqdm progress bar.
+    section : str
+        Config section of the entry, for messages: ``datasets`` or ``releases``.
 
     Returns
     -------
     (Path, str)
         The local file and its sha256. When no hash was known, the computed one is logged
-        (WARNING) so it can be pinned in config as ``datasets.<name>.sha256.<fname>``.
+        (WARNING) so it can be pinned in config as ``<section>.<name>.sha256.<fname>``.
 
     Raises
     ------
@@ -119,9 +122,10 @@ def download_file(
     if not expected:
         log.warning(
             "no sha256 pinned for %s; the downloaded file has sha256 %s. Pin it in config as "
-            "datasets.%s.sha256.%s to verify later downloads.",
+            "%s.%s.sha256.%s to verify later downloads.",
             remote.url,
             digest,
+            section,
             name or "<name>",
             remote.fname,
         )
@@ -162,7 +166,12 @@ def fetch_release(
     if entry.get("base_url"):
         remote = replace(remote, url=entry["base_url"].rstrip("/") + "/" + remote.fname)
     path, _ = download_file(
-        remote, dest_dir, name=name, sha256=pins.get(remote.fname), progress=progress
+        remote,
+        dest_dir,
+        name=name,
+        sha256=pins.get(remote.fname),
+        progress=progress,
+        section="releases",
     )
     return path
 
