@@ -52,6 +52,8 @@ import math
 
 import numpy as np
 from scipy import ndimage, sparse
+from scipy.linalg import solveh_banded
+from scipy.sparse.csgraph import connected_components, reverse_cuthill_mckee
 from scipy.sparse.linalg import splu
 
 from defocus.render.physics import SIGMA_FORMULAS, quantize_coc, sigma_from_coc
@@ -125,7 +127,7 @@ def harmonic_fill(known: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return _membrane_solve(ys, xs, idx, lambda y, x: known[y, x])
 
 
-def _membrane_solve(ys, xs, idx, known_at):
+def _membrane_solve(ys, xs, idx, known_at, needed=None):
     """Solve the discrete Laplace equation on the hole pixels ``(ys, xs)``.
 
     ``idx`` is an ``(H, W)`` int64 array that is -1 everywhere (restored on return; the
@@ -133,13 +135,18 @@ def _membrane_solve(ys, xs, idx, known_at):
     pixels. The equation of :func:`harmonic_fill` (MATLAB ``regionfill``); the matrix is
     symmetric positive definite (each component of the hole has a known neighbour), so a
     symmetric fill-reducing ordering keeps the sparse factor small.
+
+    Without ``needed`` returns the ``(n, C)`` solution. With a boolean ``needed`` (n,),
+    only the 4-connected components of the hole that hold a needed pixel are solved (the
+    components are independent systems, so their values are the same) and the result is
+    ``(sel, values)``: the indices solved and their ``(len(sel), C)`` values.
     """
     hh, ww = idx.shape
     n = len(ys)
     idx[ys, xs] = np.arange(n)
     deg = np.zeros(n)
     rhs = None
-    rows, cols = [np.arange(n)], [np.arange(n)]
+    rows, cols = [], []  # the hole's 4-neighbour pairs (both directions)
     for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
         yy, xx = ys + dy, xs + dx
         ok = np.flatnonzero((yy >= 0) & (yy < hh) & (xx >= 0) & (xx < ww))
@@ -154,10 +161,63 @@ def _membrane_solve(ys, xs, idx, known_at):
             rhs = np.zeros((n, v.shape[1]))
         rhs[out] += v
     idx[ys, xs] = -1
-    vals = np.concatenate([deg, -np.ones(sum(len(r) for r in rows[1:]))])
-    a = sparse.csc_matrix((vals, (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
-    lu = splu(a, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
-    return lu.solve(rhs)
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    graph = sparse.csr_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(n, n))
+    sel = None
+    if needed is not None:
+        sel = np.arange(n)
+        if not needed.all():
+            n_comp, comp = connected_components(graph, directed=False)
+            wanted = np.zeros(n_comp, dtype=bool)
+            wanted[comp[needed]] = True
+            sel = np.flatnonzero(wanted[comp])
+            if sel.size == 0:
+                return sel, rhs[sel]
+            new = np.full(n, -1, dtype=np.int64)
+            new[sel] = np.arange(sel.size)
+            keep = new[rows] >= 0  # components are closed: both ends kept or neither
+            rows, cols = new[rows[keep]], new[cols[keep]]
+            deg, rhs = deg[sel], rhs[sel]
+            m = sel.size
+            graph = sparse.csr_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(m, m))
+    x = _spd_solve(graph, rows, cols, deg, rhs)
+    return x if sel is None else (sel, x)
+
+
+#: Largest bandwidth (after reverse Cuthill-McKee) solved as a banded Cholesky system;
+#: wider systems go to SuperLU. Both are direct solvers; the banded one costs n * bw^2 and
+#: is several times faster on the thin holes of small blurs.
+_BAND_MAX = 48
+
+
+def _spd_solve(graph, rows, cols, deg, rhs):
+    """Solve ``(diag(deg) - adjacency) x = rhs`` (symmetric positive definite).
+
+    The unknowns are renumbered by reverse Cuthill-McKee; a narrow band is factorised by
+    LAPACK's banded Cholesky (``scipy.linalg.solveh_banded``), a wide one by SuperLU with
+    a symmetric minimum-degree ordering.
+    """
+    n = len(deg)
+    perm = reverse_cuthill_mckee(graph, symmetric_mode=True)
+    inv = np.empty(n, dtype=np.int64)
+    inv[perm] = np.arange(n)
+    ri, ci = inv[rows], inv[cols]
+    bw = int(np.abs(ri - ci).max()) if len(ri) else 0
+    if bw <= _BAND_MAX:
+        ab = np.zeros((bw + 1, n))  # upper form: ab[bw + i - j, j] = a[i, j], i <= j
+        ab[bw] = deg[perm]
+        up = ri < ci
+        ab[bw + ri[up] - ci[up], ci[up]] = -1.0
+        xp = solveh_banded(ab, rhs[perm], check_finite=False)
+        x = np.empty_like(xp)
+        x[perm] = xp
+        return x
+    vals = np.concatenate([deg, -np.ones(len(rows))])
+    ar = np.arange(n)
+    a = sparse.csc_matrix(
+        (vals, (np.concatenate([ar, rows]), np.concatenate([ar, cols]))), shape=(n, n)
+    )
+    return splu(a, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True}).solve(rhs)
 
 
 def decompose_layers(coc_px: np.ndarray, depth_m: np.ndarray | None = None):
@@ -587,25 +647,24 @@ def _grow2d(a: np.ndarray, n: int) -> np.ndarray:
     return _grow(_grow(a, n).T, n).T
 
 
-def _regionfill(ops, labels, i, k, r, cand, idx, strip_px):
-    """The generator's background fill for front layer ``i`` on the state of ``ops``.
+def _hole(labels, i, k, r, cand, strip_px):
+    """Pixels ``(ys, xs)`` of the generator's fill hole for front layer ``i``.
 
-    ``cand`` is the block grid of the pixels that can be in the hole: blocks holding a pixel
-    of a layer >= ``i`` within ``r`` px (``ceil(r / 8)`` blocks) of a farther layer. The
-    hole (far union blurred with the layer's window >= :data:`FILL_EPS`, outside the union)
-    is found on rectangles covering those blocks, and :func:`_membrane_solve` fills it from
-    its known neighbours: the normalised state on the far union, 0 elsewhere (the far
-    union's indicator for the mask channel). The state must be normalised on the far union.
-    Returns the hole's ``(ys, xs)`` or None when it is empty.
+    The hole is where the far union (layers < ``i``) blurred with the layer's window
+    ``k`` (radius ``r``, symmetric border) is >= :data:`FILL_EPS`, outside the union
+    (``blur_by_depth.m`` l. 290-299). It is searched on rectangles covering ``cand``, the
+    block grid of the pixels that can be in it: blocks holding a pixel of a layer >= ``i``
+    within ``r`` px (``ceil(r / 8)`` blocks) of a farther layer.
     """
     import cv2
 
     h, w = labels.shape
+    empty = np.zeros(0, dtype=np.int64)
     if not cand.any():
-        return None
+        return empty, empty
     kk = np.asarray(k, dtype=np.float64)
     full = (slice(0, h), slice(0, w))
-    parts_y, parts_x = [], []
+    parts_y, parts_x = [empty], [empty]
     for y0, y1, x0, x1 in _layer_rects(cand, full, 0, h, w, 4 * strip_px, 2 * r + 16):
         u = (_window(labels, y0, y1, x0, x1, r, h, w) < i).astype(np.float64)
         bu = cv2.sepFilter2D(u, cv2.CV_64F, kk, kk, borderType=cv2.BORDER_CONSTANT)
@@ -613,9 +672,20 @@ def _regionfill(ops, labels, i, k, r, cand, idx, strip_px):
         ys, xs = np.nonzero(hole)
         parts_y.append(ys + y0)
         parts_x.append(xs + x0)
-    ys, xs = np.concatenate(parts_y), np.concatenate(parts_x)
-    if ys.size == 0:
-        return None
+    return np.concatenate(parts_y), np.concatenate(parts_x)
+
+
+def _regionfill(ops, labels, i, ys, xs, idx, needed):
+    """Fill the hole ``(ys, xs)`` of front layer ``i`` on the state of ``ops``.
+
+    :func:`_membrane_solve` fills it from its known neighbours: the normalised state on
+    the far union, 0 elsewhere (the far union's indicator for the mask channel), as the
+    generator zeroes the colour off the union and fills ``double(mask_sum_prev)``
+    (``blur_by_depth.m`` l. 302-313). The state must be normalised on the far union. Only
+    the hole's components holding a ``needed`` pixel are solved and written; the others
+    are filled again at the next front layer before anything reads them. Returns the
+    pixels written.
+    """
 
     def known_at(y, x):
         v = ops.gather(y, x).astype(np.float64)  # (m, 4): [mask, colour]
@@ -624,7 +694,10 @@ def _regionfill(ops, labels, i, k, r, cand, idx, strip_px):
         v[:, 1:] *= far[:, None]  # normalised colour, zero off the union
         return v
 
-    ops.scatter(ys, xs, _membrane_solve(ys, xs, idx, known_at).astype(np.float32))
+    sel, vals = _membrane_solve(ys, xs, idx, known_at, needed)
+    ys, xs = ys[sel], xs[sel]
+    if ys.size:
+        ops.scatter(ys, xs, vals.astype(np.float32))
     return ys, xs
 
 
@@ -712,6 +785,8 @@ def render_layered(
         rest = np.logical_or.accumulate(occ[::-1], axis=0)[::-1]
         far = np.zeros(occ.shape[1:], dtype=bool)
         hole_idx = np.full((h, w), -1, dtype=np.int64)
+        mark = np.zeros((h, w), dtype=bool)
+        nxt = None  # the next front layer's hole, found one layer ahead
     # row bands (strip_px high) touched since the last normalisation: column range
     n_bands = -(-h // strip_px)
     dirty = np.empty((n_bands, 2), dtype=np.int64)
@@ -734,12 +809,34 @@ def render_layered(
             k, r = kernels[i]
             rects = []
             if front:  # fill the whole hole first: the layer's blur does not read the state
-                cand = rest[i] & _grow2d(far, -(-r // b))
-                filled = _regionfill(ops, labels, i, k, r, cand, hole_idx, strip_px)
-                if filled is not None:  # the filled mask is fractional: normalise it later
-                    band = filled[0] // strip_px
-                    np.minimum.at(dirty[:, 0], band, filled[1])
-                    np.maximum.at(dirty[:, 1], band, filled[1] + 1)
+                if nxt is None:
+                    nxt = _hole(labels, i, k, r, rest[i] & _grow2d(far, -(-r // b)), strip_px)
+                ys, xs = nxt
+                nxt = None
+                if ys.size:
+                    # values the generator writes here matter where the layer itself is or
+                    # where the next layer's fill does not overwrite them
+                    needed = labels[ys, xs] == i
+                    if i + 1 < n_layers and kernels[i + 1] is not None:
+                        k1, r1 = kernels[i + 1]
+                        far1 = far | occ[i]
+                        nxt = _hole(
+                            labels,
+                            i + 1,
+                            k1,
+                            r1,
+                            rest[i + 1] & _grow2d(far1, -(-r1 // b)),
+                            strip_px,
+                        )
+                        mark[nxt] = True
+                        needed |= ~mark[ys, xs]
+                        mark[nxt] = False
+                    else:
+                        needed[:] = True
+                    fy, fx = _regionfill(ops, labels, i, ys, xs, hole_idx, needed)
+                    band = fy // strip_px  # the filled mask is fractional: normalise it later
+                    np.minimum.at(dirty[:, 0], band, fx)
+                    np.maximum.at(dirty[:, 1], band, fx + 1)
             kk = ops.kernel(k, r)
             for rect in _layer_rects(occ[i], box, r, h, w, strip_px, 2 * r + 16, ops.max_width):
                 ops.composite(*rect, ops.layer(i, kk, r, *rect), None)
