@@ -13,6 +13,7 @@ of ``--repeats`` runs, the reference one run.
     python benchmarks/bench_render.py            # full
     python benchmarks/bench_render.py --quick    # small sizes, one repeat
     python benchmarks/bench_render.py --device cuda
+    python benchmarks/bench_render.py --fill normalized   # the earlier background fill
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 import cv2
 import numpy as np
 
-from defocus.render.layered import render_layered, render_reference
+from defocus.render.layered import FILLS, render_layered, render_reference
 from defocus.render.physics import coc_px, quantize_coc, sample_camera
 from defocus.render.scenes import motorcycle_scene, procedural_scene
 
@@ -55,6 +56,12 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="median of N (default: 3)")
     ap.add_argument("--threads", type=int, default=1, help="OpenCV/torch threads (default: 1)")
     ap.add_argument("--no-reference", action="store_true", help="skip the slow reference")
+    ap.add_argument(
+        "--fill",
+        choices=list(FILLS),
+        default="regionfill",
+        help="background fill in front of the focal plane (default: regionfill)",
+    )
     args = ap.parse_args(argv)
     import torch
 
@@ -62,7 +69,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     cpu_time = args.threads == 1 and not args.device.startswith("cuda")
     clock = time.process_time if cpu_time else time.perf_counter
-    print(f"threads={args.threads}, {'CPU' if cpu_time else 'wall-clock'} time")
+    print(f"threads={args.threads}, {'CPU' if cpu_time else 'wall-clock'} time, fill={args.fill}")
     sizes = [(109, 256), (250, 375)] if args.quick else [(436, 1024), (1000, 1500)]
     repeats = 1 if args.quick else args.repeats
     if args.device.startswith("cuda"):  # warm up CUDA context and kernels
@@ -85,7 +92,7 @@ def main(argv=None) -> int:
                 coc_px(d, p["focus_m"], p["focal_length_mm"], p["f_number"], img.shape[1])
             )
             x = img.astype(np.float32) / 255.0
-            kw = {"kernel_radius_px": p["kernel_radius_px"]}
+            kw = {"kernel_radius_px": p["kernel_radius_px"], "fill": args.fill}
             runs = []
             if not args.no_reference:
                 runs.append(("reference", render_reference, {}))
