@@ -572,23 +572,44 @@ def score(
     polarity: str = "white_blurred",
     index_map: str | os.PathLike | None = None,
     allow_subset: bool = False,
-    interpolation: str = "bilinear",
+    interpolation: str | None = None,
     protocol: Mapping[str, Any] | None = None,
     dataset: str | None = None,
 ) -> dict[str, Any]:
     """Import a folder of maps into a temporary prediction file and return its table-1 row.
 
     The row has the columns of :data:`defocus.evaluate.tables.TABLE1_COLUMNS` plus
-    ``external`` (True), ``subset`` and ``n_missing``. With ``allow_subset`` and missing
-    maps, the row is scored on the images that have a map (``n_images`` says how many).
-    ``protocol`` overrides :data:`defocus.evaluate.evaluate.DEFAULT_PROTOCOL`.
+    ``external`` (True), ``subset`` and ``n_missing``, and the preset's ``preset``,
+    ``metric``, ``value`` (of that metric), ``accuracy_eq13``, ``map``, ``images`` and
+    ``n_split_missing``. With ``allow_subset`` and missing maps, the row is scored on the
+    images that have a map (``n_images`` says how many). ``protocol`` overrides
+    :data:`defocus.evaluate.evaluate.DEFAULT_PROTOCOL`, e.g. a preset's
+    (:func:`defocus.evaluate.protocols.preset_protocol`): when it names a split for this
+    dataset (HiFST's 1000 CUHK images, DHDE's 704), the maps of that split's images are
+    imported and scored, whatever the manifest's own split column says. ``interpolation``
+    defaults to the protocol's ``resize`` (bilinear when that is ``none``); maps are resized
+    on import, before a preset's per-image ``mat2gray``.
     """
     from defocus.evaluate.evaluate import evaluate_file
+    from defocus.evaluate.protocols import split_for, write_split_manifest
     from defocus.evaluate.tables import table1
     from defocus.io.manifest import check_gt_classes
 
-    check_gt_classes(manifest_csv, split="test")  # all-sharp GT would score F = 0 silently
+    protocol = dict(protocol or {})
+    dataset = dataset or Path(manifest_csv).parent.name
+    if interpolation is None:
+        resize = str(protocol.get("resize", "none"))
+        interpolation = resize if resize in INTERPOLATIONS else "bilinear"
+    scored = dict(protocol)  # what the summary records: the preset with its split
+    absent: list[str] = []
     with tempfile.TemporaryDirectory(prefix="defocus-score-") as tmp:
+        if split_for(protocol, dataset) is not None:
+            # the preset's images become the test split of a copy of the manifest
+            manifest_csv, absent = write_split_manifest(
+                manifest_csv, protocol, dataset, Path(tmp) / "split" / "manifest.csv"
+            )
+            protocol["split"] = None
+        check_gt_classes(manifest_csv, split="test")  # all-sharp GT would score F = 0 silently
         h5 = Path(tmp) / f"{name}.h5"
         info = import_maps(
             maps_dir,
@@ -604,7 +625,16 @@ def score(
         manifest = Path(manifest_csv)
         if info["subset"]:
             manifest = _subset_manifest(manifest, info["missing_ids"], Path(tmp))
-        _, _, summary = evaluate_file(h5, manifest, "test", dict(protocol or {}))
+        _, _, summary = evaluate_file(h5, manifest, "test", protocol, dataset=dataset)
+    if split_for(scored, dataset) is not None:
+        from defocus.evaluate.evaluate import resolve_protocol
+        from defocus.evaluate.metrics import describe_protocol
+        from defocus.evaluate.protocols import images_text
+
+        summary["protocol"] = resolve_protocol(scored)
+        summary["protocol_text"] = describe_protocol(**summary["protocol"])
+        summary["n_split_missing"] = len(absent)
+        summary["images"] = images_text(scored, dataset, summary["n_images"], len(absent))
     summary.update(
         method=name,
         dataset=dataset or Path(manifest_csv).parent.name,
@@ -615,6 +645,9 @@ def score(
     row = table1([summary]).iloc[0].to_dict()
     row.update(external=True, subset=info["subset"], n_missing=info["n_missing"])
     row["protocol_text"] = summary["protocol_text"]
+    for key in ("preset", "metric", "accuracy_eq13", "map", "images", "n_split_missing"):
+        row[key] = summary[key]
+    row["value"] = summary.get(summary["metric"], math.nan)
     return row
 
 
@@ -665,9 +698,18 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--interpolation",
-        default="bilinear",
+        default=None,
         choices=sorted(INTERPOLATIONS),
-        help="resizing of maps whose size differs from the GT (default: bilinear)",
+        help="resizing of maps whose size differs from the GT (default: the preset's resize "
+        "policy, bilinear for the declared protocol)",
+    )
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="score under a named protocol preset: declared, defusionnet_t1_blurred, "
+        "defusionnet_t1_sharp, hifst_cvpr17, dhde_cvpr17, dmenet_cvpr19, or one defined under "
+        "evaluation.presets of --config (default: the config's evaluation.protocol, else "
+        "declared)",
     )
     p.add_argument(
         "--config",
@@ -695,11 +737,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         protocol = {}
-        if getattr(args, "config", None):
-            from defocus.config import evaluation_protocol, load_config
+        if getattr(args, "config", None) or getattr(args, "preset", None):
+            from defocus.config import load_config
+            from defocus.evaluate.protocols import default_evaluation, preset_protocol
 
-            cfg = load_config(args.config)
-            protocol = evaluation_protocol(cfg["evaluation"], cfg["seed"], args.dataset)
+            cfg = {"evaluation": default_evaluation(), "seed": 0}
+            if getattr(args, "config", None):
+                cfg = load_config(args.config)
+            evaluation = cfg["evaluation"]
+            name = getattr(args, "preset", None) or evaluation["protocol"]
+            protocol = preset_protocol(name, evaluation, cfg["seed"], args.dataset)
         if getattr(args, "protocol", None):
             protocol.update(json.loads(args.protocol))
         row = score(
@@ -721,6 +768,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     keys = ["method", "dataset", "n_images", "f_beta", "f_beta_ci_low", "f_beta_ci_high"]
     keys += ["mae", "mae_ci_low", "mae_ci_high", "f_beta_mean", "f_beta_adaptive"]
+    keys += ["accuracy_eq13", "map", "preset", "metric", "value", "images"]
     for k in keys:
         v = row[k]
         print(f"{k:16s} {v:.4f}" if isinstance(v, float) else f"{k:16s} {v}")

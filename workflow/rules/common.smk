@@ -190,6 +190,9 @@ def get_final_output():
     out += expand("results/figures/fmeasure_{dataset}.png", dataset=TEST_SETS)
     out += expand("results/figures/qualitative_{dataset}.png", dataset=TEST_SETS)
     out += expand("results/figures/syndof_{name}.png", name=SYNDOF_SETS)
+    # each paper's own scoring (rule protocols_table)
+    if config["evaluation"]["tabulate"]:
+        out += ["results/tables/table_protocols.csv", "results/figures/protocols.png"]
     if "dhde" in {m.partition("@")[0] for m in METHODS}:
         out += [
             "results/tables/table_dhde_features.csv",

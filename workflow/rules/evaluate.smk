@@ -1,12 +1,32 @@
-# Stage 6a: per-image metrics and curves under the declared protocol (config `evaluation`).
-from defocus.config import evaluation_protocol
+# Stage 6a: per-image metrics and curves under the configured protocol preset (config
+# `evaluation.protocol`, default declared), and every method under every tabulated preset.
 from defocus.evaluate.metrics import describe_protocol
+from defocus.evaluate.protocols import config_errors as protocol_errors
+from defocus.evaluate.protocols import preset_info, preset_protocol
+
+_preset_errors = protocol_errors(config["evaluation"])
+if _preset_errors:  # the messages alone, without a traceback
+    sys.exit("\n".join(_preset_errors))
 
 # methods with ablation variants (name@key=value): one table_ablation_<base> each
 ABLATION_BASES = sorted({m.partition("@")[0] for m in METHODS if "@" in m})
 # the configured protocol, as the report captions print it (the tables' own captions are
 # rendered from the protocol their summaries record)
-RUN_PROTOCOL = evaluation_protocol(config["evaluation"], config["seed"], TEST_SETS[0])
+RUN_PROTOCOL = preset_protocol(
+    config["evaluation"]["protocol"], config["evaluation"], config["seed"], TEST_SETS[0]
+)
+# presets of results/tables/table_protocols ([] = no such table)
+TABULATE = list(config["evaluation"]["tabulate"])
+
+
+# every prediction file scored under the tabulated presets (external rows where the
+# external method has maps for the dataset), and the presets in words for the READMEs
+PROTOCOL_RECORDS = expand(
+    "results/protocols/{method}/{dataset}.json", method=METHODS, dataset=TEST_SETS
+) + [f"results/protocols/{m}/{d}.json" for m, d in external_pairs()]
+PRESETS_INFO = [
+    preset_info(n, config["evaluation"], config["seed"], TEST_SETS[0]) for n in TABULATE
+]
 
 
 rule evaluate:
@@ -36,6 +56,72 @@ rule evaluate:
         seed=config["seed"],
     script:
         "../scripts/evaluate.py"
+
+
+rule evaluate_protocols:
+    """One prediction file scored under every tabulated protocol preset (no bootstrap)."""
+    input:
+        h5="results/predictions/{method}/{dataset}.h5",
+        manifest="results/data/{dataset}/manifest.csv",
+    output:
+        json="results/protocols/{method}/{dataset}.json",
+    log:
+        "logs/evaluate/protocols/{method}/{dataset}.log",
+    benchmark:
+        "benchmarks/out/evaluate_protocols/{method}/{dataset}.tsv"
+    conda:
+        "../../envs/defocus.yaml"
+    threads: lookup(dpath="resources/evaluate/cpus_per_task", within=config, default=1)
+    resources:
+        mem_mb=lambda wc, attempt: attempt
+        * lookup(dpath="resources/evaluate/mem_mb", within=config, default=8000),
+        runtime=lambda wc, attempt: attempt
+        * lookup(dpath="resources/evaluate/runtime", within=config, default=60),
+        cpus_per_task=lambda wc, threads: threads,
+    params:
+        presets=TABULATE,
+        evaluation=config["evaluation"],
+        seed=config["seed"],
+    script:
+        "../scripts/evaluate_protocols.py"
+
+
+rule protocols_table:
+    """table_protocols: every method x every tabulated preset, ranks, Kendall's tau against
+    declared; and the figure of ranks across presets."""
+    input:
+        records=PROTOCOL_RECORDS,
+    output:
+        csv=report(
+            "results/tables/table_protocols.csv",
+            caption="../report/table_protocols.rst",
+            category="Tables",
+        ),
+        md="results/tables/table_protocols.md",
+        tex="results/tables/table_protocols.tex",
+        json="results/tables/table_protocols.json",
+        png=report(
+            "results/figures/protocols.png",
+            caption="../report/protocols_figure.rst",
+            category="Protocols",
+        ),
+        pdf="results/figures/protocols.pdf",
+    log:
+        "logs/evaluate/table_protocols.log",
+    conda:
+        "../../envs/defocus.yaml"
+    threads: lookup(dpath="resources/tables/cpus_per_task", within=config, default=1)
+    resources:
+        mem_mb=lambda wc, attempt: attempt
+        * lookup(dpath="resources/tables/mem_mb", within=config, default=4000),
+        runtime=lambda wc, attempt: attempt
+        * lookup(dpath="resources/tables/runtime", within=config, default=30),
+        cpus_per_task=lambda wc, threads: threads,
+    params:
+        presets=TABULATE,
+        presets_info=PRESETS_INFO,
+    script:
+        "../scripts/protocols_table.py"
 
 
 rule tables:
@@ -93,6 +179,7 @@ rule tables:
         rtf_sigma_clip=config["evaluation"]["rtf_sigma_clip"],
         ablation_bases=ABLATION_BASES,
         extra_tables=extra_tables(),
+        presets_info=PRESETS_INFO,
     script:
         "../scripts/tables.py"
 

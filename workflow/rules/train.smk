@@ -24,7 +24,7 @@ rule train:
     params:
         launcher=train_launcher,
         data=train_data_arg,
-        params=lambda wc: shlex.quote(json.dumps(method_params(config, wc.method))),
+        params=lambda wc: shlex.quote(json.dumps(run_params(wc.method))),
         method=lambda wc: shlex.quote(wc.method),
         workdir=lambda wc: f"results/models/{wc.method}/work",
         device=config["device"],
@@ -51,5 +51,49 @@ rule fetch_weights:
     params:
         # a mirror and sha256 pin of the release (config releases.dhde; optional)
         entry=lambda wc: config["releases"].get("dhde") or {},
+    script:
+        "../scripts/fetch_weights.py"
+
+
+rule fetch_weights_dmenet:
+    """The DMENet authors' trained checkpoint (github codeslake/DMENet README: DMENet_BDCS.zip),
+    verified download, DMENet_BDCS.npz extracted."""
+    output:
+        weights=f"{RESOURCES}/weights/dmenet/release.npz",
+    log:
+        "logs/data/fetch_weights_dmenet.log",
+    retries: 1
+    conda:
+        "../../envs/defocus.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    params:
+        release="dmenet",
+        # a mirror and sha256 pin of the release (config releases.dmenet; optional)
+        entry=lambda wc: config["releases"].get("dmenet") or {},
+    script:
+        "../scripts/fetch_weights.py"
+
+
+rule fetch_vgg19:
+    """The Caffe VGG19 the DMENet authors start from (release README step 6: vgg19.zip,
+    vgg19.npy extracted), for `vgg_weights: release`."""
+    output:
+        weights=VGG19_RELEASE,
+    log:
+        "logs/data/fetch_vgg19.log",
+    retries: 1
+    conda:
+        "../../envs/defocus.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    params:
+        release="vgg19",
+        # a mirror and sha256 pin (config releases.vgg19; optional)
+        entry=lambda wc: config["releases"].get("vgg19") or {},
     script:
         "../scripts/fetch_weights.py"

@@ -2,8 +2,8 @@
 
 import sys
 
-from defocus.config import evaluation_protocol
 from defocus.evaluate.evaluate import evaluate_file, write_outputs
+from defocus.evaluate.protocols import preset_protocol
 from defocus.io.predictions import PredictionError, open_predictions
 from defocus.logs import rule_log
 
@@ -15,8 +15,11 @@ with rule_log(snakemake.log[0]) as log:  # noqa: F821
     except PredictionError as e:
         print(f"evaluate: {e}", file=sys.__stderr__)
         raise
-    protocol = evaluation_protocol(sm.params.protocol, sm.params.seed, sm.wildcards.dataset)
-    per_image, curves, summary = evaluate_file(sm.input.h5, sm.input.manifest, "test", protocol)
+    evaluation, dataset = sm.params.protocol, sm.wildcards.dataset
+    protocol = preset_protocol(evaluation["protocol"], evaluation, sm.params.seed, dataset)
+    per_image, curves, summary = evaluate_file(
+        sm.input.h5, sm.input.manifest, "test", protocol, dataset=dataset
+    )
     summary.update(method=sm.wildcards.method, dataset=sm.wildcards.dataset)
     write_outputs(per_image, curves, summary, sm.output.csv, sm.output.npz, sm.output.summary)
     log.info("%s on %s: %s", sm.wildcards.method, sm.wildcards.dataset, summary)

@@ -88,10 +88,22 @@ with rule_log(snakemake.log[0]) as log:  # noqa: F821
         for base in sm.params.ablation_bases
     ]
     listing += [tuple(t) for t in sm.params.extra_tables]
+    presets = list(sm.params.presets_info)
+    if presets:
+        listing.append(
+            (
+                "table_protocols",
+                "each paper's own scoring (see the presets below)",
+                "every method under every protocol preset: the preset's metric, the rank of "
+                "each method, Kendall's tau of each preset's ranking against declared; "
+                "figure results/figures/protocols.png",
+            )
+        )
     write_tables_readme(
         sm.output.readme,
         listing,
         protocol_text,
         methods=methods_listing(summaries),
         versions=versions,
+        presets=presets,
     )

@@ -22,12 +22,22 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from defocus.evaluate.bootstrap import bootstrap_f_beta, bootstrap_mean
+from defocus.evaluate.bootstrap import BootstrapCI, bootstrap_f_beta, bootstrap_mean
 from defocus.evaluate.continuous import continuous_errors
-from defocus.evaluate.metrics import BinaryEvaluator, describe_protocol
+from defocus.evaluate.metrics import (
+    BinaryEvaluator,
+    Counts,
+    binarise_gt,
+    describe_protocol,
+    f_beta,
+    mat2gray,
+    sigma_levels,
+    threshold_counts,
+)
+from defocus.evaluate.protocols import images_text, select_rows, split_for
 from defocus.io.atomic import atomic_path
 from defocus.io.image import read_gray
-from defocus.io.manifest import read_manifest
+from defocus.io.manifest import OPTIONAL, REQUIRED, ManifestError, read_manifest
 from defocus.io.predictions import PredictionError
 
 log = logging.getLogger(__name__)
@@ -57,6 +67,15 @@ DEFAULT_PROTOCOL: dict[str, Any] = {
     "continuous_clip": None,  # e.g. [0, 3.275] for RTF (DMENet evaluation/RTF)
     "continuous_scale": None,  # e.g. 3.275 for RTF
     "continuous_crop": False,  # centre-crop raw map and GT to the common size
+    # named presets (defocus.evaluate.protocols): the declared values below
+    "preset": "declared",  # the preset's name, printed in captions
+    "normalise": "none",  # none | mat2gray (per-image min-max stretch, HiFST's evaluation)
+    "resize": "none",  # none (sizes must match) | bilinear | bicubic | nearest | area
+    "gt_binarise": "half",  # half (>= 0.5 of the range) | nonzero (HiFST's evaluation)
+    "eq13_alpha": 0.3,  # Park et al. CVPR 2017 Eq. 13, for accuracy_eq13
+    "sigma_levels": None,  # [low, high, n]: PR over absolute sigma of raw maps (DHDE Sec. 6)
+    "split": None,  # {dataset: named split file}: the images scored (else the test split)
+    "metric": "f_beta",  # the preset's ranking metric (defocus.evaluate.protocols.METRICS)
 }
 
 
@@ -69,6 +88,30 @@ def resolve_protocol(protocol: dict[str, Any] | None) -> dict[str, Any]:
             f"unknown protocol key(s) {unknown}; valid keys: {sorted(DEFAULT_PROTOCOL)}"
         )
     return {**DEFAULT_PROTOCOL, **protocol}
+
+
+def _resize(m: np.ndarray, shape: tuple[int, ...], how: str, clip: bool) -> np.ndarray:
+    """A map resized to the GT's ``shape`` with OpenCV interpolation ``how`` (half-pixel
+    centres; MATLAB's ``imresize`` also antialiases when it shrinks). ``clip`` keeps a [0, 1]
+    map in range after bicubic overshoot; physical maps are only kept >= 0."""
+    import cv2
+
+    flags = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
+    flags.update(nearest=cv2.INTER_NEAREST, area=cv2.INTER_AREA)
+    out = cv2.resize(np.asarray(m, np.float32), (int(shape[1]), int(shape[0])),
+                     interpolation=flags[how])  # fmt: skip
+    return np.clip(out, 0.0, 1.0) if clip else np.maximum(out, 0.0)
+
+
+def _check_files(df: pd.DataFrame, manifest_csv: str | os.PathLike) -> None:
+    """Every image and GT file of the scored rows exists (the manifest's own check, on the
+    rows a protocol selects)."""
+    cols = [c for c in (*REQUIRED[2:], *OPTIONAL) if c in df.columns]
+    missing = [p for c in cols for p in df[c] if p and not Path(p).exists()]
+    if missing:
+        raise ManifestError(
+            f"manifest {manifest_csv} references {len(missing)} missing file(s), e.g. {missing[:3]}"
+        )
 
 
 def row_provenance(attrs: dict[str, Any], method: str) -> dict[str, Any]:
@@ -107,6 +150,7 @@ def evaluate_file(
     manifest_csv: str | os.PathLike,
     split: str = "test",
     protocol: dict[str, Any] | None = None,
+    dataset: str | None = None,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, Any]]:
     """Evaluate the maps of a prediction file on one split of a manifest.
 
@@ -119,7 +163,12 @@ def evaluate_file(
     split : str
         Manifest split to evaluate.
     protocol : dict, optional
-        Overrides of :data:`DEFAULT_PROTOCOL`.
+        Overrides of :data:`DEFAULT_PROTOCOL`; a preset's keys
+        (:func:`defocus.evaluate.protocols.preset_protocol`) choose the images (``split``),
+        the per-image normalisation, the resize policy and the GT rule.
+    dataset : str, optional
+        The dataset's name, which the protocol's ``split`` is keyed by (default: the
+        prediction file's ``dataset`` attribute, else the manifest's folder name).
 
     Returns
     -------
@@ -132,8 +181,10 @@ def evaluate_file(
         ``method, dataset, split, n_images, f_beta, f_beta_ci_low, f_beta_ci_high,
         f_beta_mean, f_beta_adaptive, mae, mae_ci_low, mae_ci_high, accuracy, iou,
         seconds_per_image, device, external, subset, n_missing, n_no_evidence, image_size,
-        image_sizes, provenance, protocol, protocol_text`` and,
-        with continuous GT, ``defocus_mse, defocus_mae, n_images_continuous``.
+        image_sizes, provenance, protocol, protocol_text, preset, metric, images,
+        n_split_missing, accuracy_eq13, map`` and, with continuous GT, ``defocus_mse,
+        defocus_mae, n_images_continuous``; with ``sigma_levels`` and raw maps,
+        ``f_beta_sigma, n_images_sigma`` (NaN / 0 without raw maps).
 
     Raises
     ------
@@ -143,9 +194,26 @@ def evaluate_file(
     """
     proto = resolve_protocol(protocol)
     pred_h5 = Path(pred_h5)
-    df = read_manifest(manifest_csv, split=split)
+    if dataset is None:
+        dataset = Path(manifest_csv).parent.name
+        if pred_h5.is_file():
+            with h5py.File(pred_h5, "r") as f:
+                dataset = str(f.attrs.get("dataset", dataset))
+    # only the scored rows' files are checked
+    rows = read_manifest(manifest_csv, check_files=False)
+    df, split_missing = select_rows(rows, proto, dataset, split)
+    _check_files(df, manifest_csv)
     if df.empty:
         raise ValueError(f"manifest {manifest_csv} has no rows in split {split!r}")
+    if split_missing:
+        log.warning(
+            "%s: %d id(s) of split %s are not in manifest %s (scored without them), e.g. %s",
+            dataset,
+            len(split_missing),
+            split_for(proto, dataset),
+            manifest_csv,
+            split_missing[:3],
+        )
     no_gt = df["id"][df["gt"] == ""].tolist()
     if no_gt:
         raise ValueError(
@@ -159,7 +227,13 @@ def evaluate_file(
         fixed_threshold=proto["fixed_threshold"],
         adaptive_factor=proto["adaptive_factor"],
         averaging=proto["averaging"],
+        gt_binarise=proto["gt_binarise"],
+        eq13_alpha=proto["eq13_alpha"],
     )
+    levels = sigma_levels(*proto["sigma_levels"]) if proto["sigma_levels"] else None
+    sigma_tp: list[np.ndarray] = []
+    sigma_fp: list[np.ndarray] = []
+    sigma_fn: list[np.ndarray] = []
     has_defocus = "defocus" in df.columns
     seconds: list[float] = []
     cont_rows: dict[str, dict[str, float]] = {}
@@ -175,20 +249,50 @@ def evaluate_file(
             if set(missing) <= declared:
                 df = df[~df["id"].isin(declared)].reset_index(drop=True)
                 missing = []
+        if missing and split_for(proto, dataset) is not None and len(missing) < len(df):
+            # a named split reaches beyond the predicted images (predict runs on the test
+            # split): the split's images that have a map are scored, the rest counted
+            log.info(
+                "%s: %d image(s) of split %s have no map in %s (scored without them)",
+                dataset,
+                len(missing),
+                split_for(proto, dataset),
+                pred_h5,
+            )
+            split_missing = split_missing + missing
+            df = df[~df["id"].isin(set(missing))].reset_index(drop=True)
+            missing = []
         if missing:
             raise PredictionError(
                 f"prediction file {pred_h5} lacks maps for {len(missing)} of {len(df)} "
-                f"{split} id(s) of manifest {manifest_csv}: {missing[:5]}"
+                f"{split_for(proto, dataset) or split} id(s) of manifest {manifest_csv}: "
+                f"{missing[:5]}"
             )
         for row in df.itertuples(index=False):
             pred = f[f"maps/{row.id}"][()]
             gt = read_gray(row.gt)
+            if proto["normalise"] == "mat2gray":
+                pred = mat2gray(pred)
             if pred.shape != gt.shape:
-                raise PredictionError(
-                    f"{row.id}: prediction map shape {pred.shape} in {pred_h5} differs from GT "
-                    f"shape {gt.shape} in {row.gt}"
-                )
+                if proto["resize"] == "none":
+                    raise PredictionError(
+                        f"{row.id}: prediction map shape {pred.shape} in {pred_h5} differs from "
+                        f"GT shape {gt.shape} in {row.gt}"
+                    )
+                pred = _resize(pred, gt.shape, proto["resize"], clip=True)
             ev.step(row.id, pred, gt)
+            if levels is not None and f"raw/{row.id}" in f:
+                raw = f[f"raw/{row.id}"][()]
+                if raw.shape != gt.shape:
+                    if proto["resize"] == "none":
+                        raise PredictionError(
+                            f"{row.id}: raw map shape {raw.shape} in {pred_h5} differs from GT "
+                            f"shape {gt.shape} in {row.gt}"
+                        )
+                    raw = _resize(raw, gt.shape, proto["resize"], clip=False)
+                counts = threshold_counts(raw, binarise_gt(gt, proto["gt_binarise"]), levels)
+                for acc, c in zip((sigma_tp, sigma_fp, sigma_fn), counts, strict=True):
+                    acc.append(c)
             key = f"seconds/{row.id}"
             seconds.append(float(f[key][()]) if key in f else math.nan)
             if has_defocus and row.defocus and f"raw/{row.id}" in f:
@@ -220,8 +324,12 @@ def evaluate_file(
 
     counts = ev.counts()
     boot = {"n_resamples": proto["n_bootstrap"], "seed": proto["seed"], "level": proto["ci_level"]}
-    fb = bootstrap_f_beta(counts, proto["averaging"], proto["beta2"], **boot)
-    mae = bootstrap_mean(per_image["mae"].to_numpy(), **boot)
+    if proto["n_bootstrap"] > 0:
+        fb = bootstrap_f_beta(counts, proto["averaging"], proto["beta2"], **boot)
+        mae = bootstrap_mean(per_image["mae"].to_numpy(), **boot)
+    else:  # no resamples: the estimates without intervals
+        fb = BootstrapCI(f_beta(counts, proto["averaging"], proto["beta2"]), math.nan, math.nan)
+        mae = BootstrapCI(float(per_image["mae"].mean()), math.nan, math.nan)
     scalars = ev.summary()
     finite_sec = [s for s in seconds if math.isfinite(s)]
     summary: dict[str, Any] = {
@@ -239,6 +347,12 @@ def evaluate_file(
         "mae_ci_high": mae.high,
         "accuracy": scalars["accuracy"],
         "iou": scalars["iou"],
+        "accuracy_eq13": scalars["accuracy_eq13"],
+        "map": scalars["map"],
+        "preset": proto["preset"],
+        "metric": proto["metric"],
+        "images": images_text(proto, dataset, len(ev), len(split_missing)),
+        "n_split_missing": len(split_missing),
         # per-id timings of the evaluated split where stored, else the file's mean
         "seconds_per_image": (
             float(np.mean(finite_sec))
@@ -259,6 +373,15 @@ def evaluate_file(
         "protocol": proto,
         "protocol_text": describe_protocol(**proto),
     }
+    if levels is not None:
+        summary["n_images_sigma"] = len(sigma_tp)
+        summary["f_beta_sigma"] = math.nan
+        if sigma_tp:  # blurred positive: raw sigma >= level (DHDE Sec. 6)
+            sigma_counts = Counts(
+                *(np.stack(a) for a in (sigma_tp, sigma_fp, sigma_fn)),
+                thresholds=levels.astype(np.float32),
+            )
+            summary["f_beta_sigma"] = f_beta(sigma_counts, proto["averaging"], proto["beta2"])
     if cont_rows:
         summary["n_images_continuous"] = len(cont_rows)
         summary["defocus_mse"] = float(per_image["defocus_mse"].mean())
@@ -278,6 +401,11 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, float) and not math.isfinite(x):
         return None
     return x
+
+
+def to_jsonable(x: Any) -> Any:
+    """``x`` with numpy values as Python ones and non-finite floats as None (JSON null)."""
+    return _jsonable(x)
 
 
 def write_outputs(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -17,6 +18,9 @@ from matplotlib.figure import Figure
 
 from defocus.evaluate.tables import is_reference
 from defocus.io.atomic import atomic_path
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _save(fig: Figure, out_stem: str | os.PathLike, dpi: int = 150) -> list[Path]:
@@ -170,3 +174,40 @@ def pick_diverse(ids: Sequence[str], n: int) -> list[str]:
         (rest if stem in seen else first).append(i)
         seen.add(stem)
     return (first + rest)[: max(0, n)]
+
+
+def protocols_figure(
+    table: pd.DataFrame, presets: Sequence[str], out_stem: str | os.PathLike
+) -> list[Path]:
+    """Each method's rank under each preset, methods as lines across the presets.
+
+    One panel per dataset of :func:`defocus.evaluate.tables.protocols_table`; the x axis
+    lists the presets in ``presets`` order (with each preset's metric), the y axis the rank
+    (1 = best, at the top). Reference rows are unranked and not drawn; a method without a
+    value under a preset leaves a gap.
+    """
+    datasets = list(dict.fromkeys(table["dataset"]))
+    if not datasets:
+        raise ValueError("protocols_figure: the table has no rows")
+    fig = Figure(figsize=(1.4 * len(presets) + 3.5, 3.6 * len(datasets)))
+    x = np.arange(len(presets))
+    for k, dataset in enumerate(datasets):
+        ax = fig.add_subplot(len(datasets), 1, k + 1)
+        d = table[(table["dataset"] == dataset) & ~table["reference"].astype(bool)]
+        methods = list(dict.fromkeys(d["method"]))
+        for i, method in enumerate(methods):
+            ranks = d[d["method"] == method].set_index("preset")["rank"]
+            y = [float(ranks.get(p, np.nan)) for p in presets]
+            ax.plot(x, y, marker="o", markersize=3, label=method, **_style(method, i))
+        metrics = [str(d.loc[d["preset"] == p, "metric"].iloc[0]) if (d["preset"] == p).any()
+                   else "" for p in presets]  # fmt: skip
+        ax.set_xticks(x, [f"{p}\n[{m}]" for p, m in zip(presets, metrics, strict=True)],
+                      fontsize=7, rotation=20)  # fmt: skip
+        ax.invert_yaxis()
+        ax.set_ylabel("rank (1 = best)")
+        ax.set_title(f"{dataset}: rank of each method under each protocol preset", fontsize=9)
+        ax.grid(alpha=0.3)
+        if methods:
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    fig.tight_layout()
+    return _save(fig, out_stem)

@@ -93,25 +93,59 @@ def describe_protocol(
     adaptive_factor: float = 2.0,
     n_bootstrap: int = 1000,
     ci_level: float = 0.95,
+    preset: str = "declared",
+    normalise: str = "none",
+    resize: str = "none",
+    gt_binarise: str = "half",
+    eq13_alpha: float = 0.3,
+    sigma_levels: list | tuple | None = None,
+    split: dict | None = None,
+    metric: str = "f_beta",
     **_ignored: object,
 ) -> str:
     """One-paragraph description of a protocol for captions (extra keys are ignored, so a
-    whole protocol dict can be passed as ``**protocol``)."""
+    whole protocol dict can be passed as ``**protocol``).
+
+    The keys of a named preset (:mod:`defocus.evaluate.protocols`) that differ from the
+    declared protocol add a sentence each.
+    """
     if averaging not in _AVERAGING_TEXT:
         raise ValueError(f"unknown averaging mode {averaging!r}; expected one of {AVERAGING}")
     n = int(n_thresholds)
     flip = "" if positive == "blurred" else " Positive class = sharp: map -> 1-map, GT -> 1-GT."
+    head = "" if preset == "declared" else f"Protocol preset {preset} (headline metric {metric}). "
+    gt_rule = "binarised at 0.5" if gt_binarise == "half" else "binarised at > 0 (any non-zero)"
+    extra = ""
+    if normalise == "mat2gray":
+        extra += " Each map is min-max stretched per image (MATLAB mat2gray) before scoring."
+    if resize != "none":
+        extra += f" A map of another size than its GT is resized to it ({resize})."
+    if split:
+        extra += " Images: " + ", ".join(f"{d}: split {s}" for d, s in sorted(split.items()))
+        extra += " (other datasets: the manifest's test split)."
+    eq13 = (
+        f" Eq. 13 accuracy (Park et al. 2017): blurred where map >= {eq13_alpha:g} max + "
+        f"{1 - eq13_alpha:g} min, per-image pixel accuracy averaged over images; mAP: mean over "
+        "images of the average precision of the positive class."
+    )
+    if sigma_levels:
+        lo, hi, k = sigma_levels
+        eq13 += (
+            f" Physical sigma maps: PR over {int(k)} absolute thresholds sigma = {lo:g}..{hi:g} px"
+            " (raw >= sigma is blurred), F_sigma = max F."
+        )
     return (
-        "Protocol: scored map = maps/{id} (float32 in [0,1], 1 = blurred); GT binarised at 0.5 "
-        f"(1 = blurred).{flip} For t_k = k/{n - 1}, k = 0..{n - 1}, prediction = map >= t_k; "
+        f"{head}Protocol: scored map = maps/{{id}} (float32 in [0,1], 1 = blurred); GT {gt_rule} "
+        f"(1 = blurred).{flip}{extra} For t_k = k/{n - 1}, k = 0..{n - 1}, "
+        "prediction = map >= t_k; "
         "per image P = TP/(TP+FP), R = TP/(TP+FN) (0/0 = 0); "
         f"{_AVERAGING_TEXT[averaging]}; beta2 = {beta2:g}; F_mean = mean_k F_k; "
         "F_adaptive: per image, pixels with 1-map > "
         f"min({adaptive_factor:g} mean(1-map), 1) are in focus, the rest blurred (Achanta et "
         "al. 2009 on the in-focus map), F of the positive class averaged over images; "
         "MAE = mean over images of mean |map - GT|; accuracy and IoU at "
-        f"threshold {fixed_threshold:g}. {100 * ci_level:g}% CIs: percentile bootstrap over "
-        f"images ({n_bootstrap} resamples)."
+        f"threshold {fixed_threshold:g}.{eq13} {100 * ci_level:g}% CIs: percentile bootstrap "
+        f"over images ({n_bootstrap} resamples)."
     )
 
 
@@ -262,29 +296,143 @@ def is_constant(pred_map: np.ndarray) -> bool:
     return bool(m.size and float(m.max()) - float(m.min()) <= CONSTANT_TOL)
 
 
-def binarise_gt(gt_mask: np.ndarray) -> np.ndarray:
-    """GT as bool (True = blurred): ``value / max_of_range >= 0.5``.
+#: GT binarisation rules: ``half`` (value >= half of the dtype's range, the declared
+#: protocol) and ``nonzero`` (any value above 0, as HiFST's ``PRDataComputation.m`` does:
+#: ``GT_Img(GT_Img>0.5)=1`` on a uint8 mask marks every non-zero pixel)
+GT_BINARISE = ("half", "nonzero")
+
+
+def binarise_gt(gt_mask: np.ndarray, rule: str = "half") -> np.ndarray:
+    """GT as bool (True = blurred): ``value / max_of_range >= 0.5`` (``rule="half"``) or
+    ``value > 0`` (``rule="nonzero"``, :data:`GT_BINARISE`).
 
     ``bool`` is taken as is; ``uint8`` is divided by 255 and ``uint16`` by 65535 (PNG
     masks, 255 = blurred); floats must lie in [0, 1]. Other dtypes raise ``ValueError``.
     """
+    if rule not in GT_BINARISE:
+        raise ValueError(f"GT binarisation rule {rule!r} unknown; expected one of {GT_BINARISE}")
     g = np.asarray(gt_mask)
     if g.dtype == bool:
         return g
     if g.dtype == np.uint8:
-        return g >= 128  # 128/255 >= 0.5 > 127/255
+        return g > 0 if rule == "nonzero" else g >= 128  # 128/255 >= 0.5 > 127/255
     if g.dtype == np.uint16:
-        return g >= 32768
+        return g > 0 if rule == "nonzero" else g >= 32768
     if np.issubdtype(g.dtype, np.floating):
         if g.size and (not np.all(np.isfinite(g)) or g.min() < 0 or g.max() > 1):
             raise ValueError(
                 f"float GT must be finite and in [0, 1], got range [{np.nanmin(g)}, {np.nanmax(g)}]"
             )
-        return g >= 0.5
+        return g > 0 if rule == "nonzero" else g >= 0.5
     raise ValueError(
         f"GT dtype {g.dtype} not understood; pass bool, uint8 (255 = blurred), uint16 or "
         "float in [0, 1]"
     )
+
+
+def mat2gray(pred_map: np.ndarray) -> np.ndarray:
+    """Per-image min-max stretch to [0, 1] (MATLAB ``mat2gray(A)`` with its default limits
+    ``[min(A(:)) max(A(:))]``), as float32.
+
+    HiFST's ``Evaluation/PRDataComputation.m`` (isalirezag/HiFST) stretches every map this
+    way before thresholding it at 0..255. A constant map has nothing to stretch and is
+    returned unchanged (the ``mat2gray`` code path for equal limits keeps the input), so it
+    stays a map without evidence.
+    """
+    m = np.asarray(pred_map, dtype=np.float64)
+    lo, hi = float(m.min()), float(m.max())
+    if hi == lo:
+        return m.astype(np.float32)
+    return ((m - lo) / (hi - lo)).astype(np.float32)
+
+
+#: alpha of Park et al.'s Eq. 13 (DHDE, CVPR 2017, Sec. 6: "We set alpha = 0.3")
+EQ13_ALPHA = 0.3
+
+
+def eq13_threshold(pred_map: np.ndarray, alpha: float = EQ13_ALPHA) -> float:
+    """Park et al.'s Eq. 13: ``tau = alpha v_max + (1 - alpha) v_min`` of one map.
+
+    ``v_max`` and ``v_min`` are the map's maximum and minimum (DHDE, CVPR 2017, Sec. 6,
+    ``../shared/papers/park2017_dhde_paper.txt``); ``alpha = 0.3`` in the paper. The rule is
+    invariant to a per-image affine rescaling, so it gives the same binary map on a sigma
+    map and on its min-max normalised blur map.
+    """
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"Eq. 13 alpha must be in [0, 1], got {alpha!r}")
+    m = np.asarray(pred_map, dtype=np.float64)
+    return float(alpha * m.max() + (1.0 - alpha) * m.min())
+
+
+def eq13_accuracy(pred_map: np.ndarray, gt_blurred: np.ndarray, alpha: float = EQ13_ALPHA) -> float:
+    """Segmentation accuracy of one image under Eq. 13 (DHDE Sec. 6): the map is blurred
+    where ``map >= tau`` (:func:`eq13_threshold`; ties go to the blurred class, as in the
+    threshold sweep), and the accuracy is "the ratio of the number of pixels correctly
+    classified to the total number of pixels"."""
+    m = np.asarray(pred_map, dtype=np.float64)
+    g = np.asarray(gt_blurred, dtype=bool)
+    if m.shape != g.shape:
+        raise ValueError(f"map shape {m.shape} and GT shape {g.shape} differ")
+    pred = m >= eq13_threshold(m, alpha)
+    return float(np.count_nonzero(pred == g)) / m.size
+
+
+def average_precision(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    """Average precision of each image from its counts at ascending thresholds.
+
+    ``AP = sum_k (R_k - R_{k+1}) P_k`` with ``R_n = 0`` (the step-wise area under the PR
+    curve, scikit-learn's ``average_precision_score`` on the quantised map). NaN for an
+    image without positive GT pixels (no recall is defined). DMENet's "mAP" on CUHK (Lee et
+    al. CVPR 2019, supplementary Table 5, ``acc / mAP``) is taken to be the mean over images
+    of this AP with the blurred class positive: the paper names the measure but its
+    evaluation code for CUHK is not released (codeslake/DMENet ``evaluation/`` holds RTF
+    only), so this definition is inferred.
+
+    Parameters
+    ----------
+    tp, fp, fn : ndarray, shape (n_images, n_thresholds) or (n_thresholds,)
+    """
+    tp, fp, fn = (np.atleast_2d(np.asarray(a, dtype=np.float64)) for a in (tp, fp, fn))
+    p = _div(tp, tp + fp)
+    pos = tp + fn
+    r = _div(tp, pos)
+    r_next = np.concatenate([r[:, 1:], np.zeros((r.shape[0], 1))], axis=1)
+    ap = ((r - r_next) * p).sum(axis=1)
+    ap[pos[:, 0] == 0] = np.nan
+    return ap
+
+
+def threshold_counts(
+    values: np.ndarray, gt: np.ndarray, levels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TP, FP, FN of ``values >= level`` against boolean ``gt`` for each of ``levels``.
+
+    Used for PR curves over absolute thresholds of a physical map (DHDE Sec. 6: "adjusting
+    tau from sigma_1 to sigma_L" on the sigma map, :func:`sigma_levels`).
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    g = np.asarray(gt, dtype=bool).ravel()
+    if v.size != g.size:
+        raise ValueError(f"map of {v.size} pixels and GT of {g.size} pixels differ")
+    lv = np.asarray(levels, dtype=np.float64)
+    pos_sorted = np.sort(v[g])
+    neg_sorted = np.sort(v[~g])
+    tp = pos_sorted.size - np.searchsorted(pos_sorted, lv, side="left")
+    fp = neg_sorted.size - np.searchsorted(neg_sorted, lv, side="left")
+    fn = pos_sorted.size - tp
+    return tp.astype(np.int64), fp.astype(np.int64), fn.astype(np.int64)
+
+
+def sigma_levels(low: float, high: float, n: int) -> np.ndarray:
+    """``n`` absolute sigma thresholds from ``low`` to ``high`` px (``np.linspace``).
+
+    DHDE's classifier has L = 11 labels, sigma 0.5 to 2.0 px in steps of 0.15 (Park et al.
+    Sec. 5.1), and its PR curve moves tau "from sigma_1 to sigma_L" (Sec. 6): ``(0.5, 2.0,
+    11)``.
+    """
+    if int(n) != n or n < 2 or not high > low:
+        raise ValueError(f"sigma levels need n >= 2 and high > low, got ({low}, {high}, {n})")
+    return np.linspace(float(low), float(high), int(n))
 
 
 class BinaryEvaluator:
@@ -306,6 +454,10 @@ class BinaryEvaluator:
         in-focus map (see the module docstring).
     averaging : {"image", "image_maxf", "pooled"}
         How :meth:`results` aggregates the curves.
+    gt_binarise : {"half", "nonzero"}
+        GT binarisation rule (:func:`binarise_gt`).
+    eq13_alpha : float
+        alpha of Eq. 13 for the per-image ``accuracy_eq13`` (:func:`eq13_accuracy`).
 
     Examples
     --------
@@ -322,6 +474,8 @@ class BinaryEvaluator:
         fixed_threshold: float = 0.5,
         adaptive_factor: float = 2.0,
         averaging: str = "image",
+        gt_binarise: str = "half",
+        eq13_alpha: float = EQ13_ALPHA,
     ) -> None:
         if positive not in POSITIVE:
             raise ValueError(f"positive must be one of {POSITIVE}, got {positive!r}")
@@ -337,6 +491,12 @@ class BinaryEvaluator:
         self.fixed_threshold = float(fixed_threshold)
         self.adaptive_factor = float(adaptive_factor)
         self.averaging = averaging
+        if gt_binarise not in GT_BINARISE:
+            raise ValueError(f"gt_binarise must be one of {GT_BINARISE}, got {gt_binarise!r}")
+        self.gt_binarise = gt_binarise
+        if not 0 <= eq13_alpha <= 1:
+            raise ValueError(f"eq13_alpha must be in [0, 1], got {eq13_alpha!r}")
+        self.eq13_alpha = float(eq13_alpha)
         self._ids: list[str] = []
         self._tp: list[np.ndarray] = []
         self._fp: list[np.ndarray] = []
@@ -378,7 +538,8 @@ class BinaryEvaluator:
                 f"{image_id}: prediction must be finite and in [0, 1], "
                 f"got range [{np.nanmin(m):.6g}, {np.nanmax(m):.6g}]"
             )
-        gt_blurred = binarise_gt(gt_arr)
+        gt_blurred = binarise_gt(gt_arr, self.gt_binarise)
+        accuracy_eq13 = eq13_accuracy(m, gt_blurred, self.eq13_alpha)
         if self.positive == "sharp":
             m = (np.float32(1.0) - m).astype(np.float32)
             gt = ~gt_blurred
@@ -428,6 +589,8 @@ class BinaryEvaluator:
                 "threshold_adaptive": t_adapt,
                 "accuracy": (tp_f + tn_f) / m.size,
                 "iou": float(_div(tp_f, tp_f + fp_f + fn_f)),
+                "accuracy_eq13": accuracy_eq13,
+                "ap": float(average_precision(tp, fp, fn)[0]),
                 "precision": float(_div(tp_f, tp_f + fp_f)),
                 "recall": float(_div(tp_f, tp_f + fn_f)),
                 "tp": tp_f,
@@ -466,12 +629,16 @@ class BinaryEvaluator:
         -------
         per_image : DataFrame
             One row per image: ``id, height, width, mae, f_max, threshold_f_max,
-            f_adaptive, threshold_adaptive, accuracy, iou, precision, recall, tp, fp, fn,
-            tn, fraction_blurred_gt, no_evidence``; ``precision``/``recall``/``accuracy``/
-            ``iou`` and the counts are at ``fixed_threshold``; ``fraction_blurred_gt`` is the
-            fraction of GT-blurred pixels whatever the positive class; ``no_evidence`` is True
-            for a constant map (:func:`is_constant`); ``threshold_adaptive`` is the threshold
-            on the in-focus map.
+            f_adaptive, threshold_adaptive, accuracy, iou, accuracy_eq13, ap, precision,
+            recall, tp, fp, fn, tn, fraction_blurred_gt, no_evidence``; ``accuracy_eq13`` is
+            the accuracy of Eq. 13's binarisation (:func:`eq13_accuracy`, blurred
+            orientation whatever the positive class), ``ap`` the image's average precision
+            of the positive class (:func:`average_precision`, NaN without positive pixels);
+            ``precision``/``recall``/``accuracy``/``iou`` and the counts are at
+            ``fixed_threshold``; ``fraction_blurred_gt`` is the fraction of GT-blurred
+            pixels whatever the positive class; ``no_evidence`` is True for a constant map
+            (:func:`is_constant`); ``threshold_adaptive`` is the threshold on the in-focus
+            map.
         curves : dict of ndarray
             ``thresholds``, ``precision``, ``recall``, ``f`` (dataset level, under
             ``averaging``), and the per-image counts ``tp``, ``fp``, ``fn``
@@ -496,7 +663,8 @@ class BinaryEvaluator:
 
     def summary(self) -> dict[str, float]:
         """Dataset-level scalars under ``averaging``: f_beta, f_beta_mean, f_beta_adaptive,
-        mae, accuracy, iou (the last two pooled in ``pooled`` mode, else image means)."""
+        mae, accuracy, iou (the last two pooled in ``pooled`` mode, else image means),
+        accuracy_eq13 (image mean) and map (mean AP over images with positive pixels)."""
         per_image, curves = self.results()
         c = self.counts()
         out = {
@@ -513,4 +681,7 @@ class BinaryEvaluator:
         else:
             out["accuracy"] = float(per_image["accuracy"].mean())
             out["iou"] = float(per_image["iou"].mean())
+        out["accuracy_eq13"] = float(per_image["accuracy_eq13"].mean())
+        ap = per_image["ap"].to_numpy(dtype=np.float64)
+        out["map"] = float(np.nanmean(ap)) if np.isfinite(ap).any() else float("nan")
         return out
