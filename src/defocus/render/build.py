@@ -88,8 +88,9 @@ def build_syndof(
         ``depth_scale`` and per-source camera overrides under ``camera``.
     out_dir : path
         Dataset folder (created).
-    n_per_source : int
-        Samples per source (each with a fresh camera draw).
+    n_per_source : int or sequence of int
+        Samples per source (each with a fresh camera draw), or one count per source (see
+        :func:`defocus.render.compose.renders_per_source`).
     seed : int
         Seeds the split and every sample (``default_rng([seed, source_index, k])``, so a
         sample does not depend on the others).
@@ -112,9 +113,15 @@ def build_syndof(
         Manifest rows ``{id, split, image, gt, depth, defocus}`` with absolute paths, to be
         written with :func:`defocus.io.manifest.write_manifest`.
     """
-    if n_per_source < 1:
-        raise ValueError(f"n_per_source must be >= 1, got {n_per_source}")
     sources = list(sources)
+    if np.ndim(n_per_source) == 0:
+        counts = [int(n_per_source)] * len(sources)
+    else:
+        counts = [int(c) for c in n_per_source]
+        if len(counts) != len(sources):
+            raise ValueError(f"{len(counts)} render counts for {len(sources)} sources")
+    if any(c < 1 for c in counts):
+        raise ValueError(f"n_per_source must be >= 1, got {n_per_source}")
     names = [str(s.get("name", "")) for s in sources]
     if any(not n or "/" in n for n in names) or len(set(names)) != len(names):
         raise ValueError(f"sources need unique, non-empty names without '/', got {names}")
@@ -125,7 +132,7 @@ def build_syndof(
     from tqdm.auto import tqdm
 
     rows = []
-    bar = tqdm(total=len(sources) * n_per_source, desc="render SYNDOF", disable=not progress)
+    bar = tqdm(total=sum(counts), desc="render SYNDOF", disable=not progress)
     for si, src in enumerate(sources):
         image, depth = _load_source(src)
         # the sharp source, once per source: the reference for figures and for methods that
@@ -134,7 +141,7 @@ def build_syndof(
         src_cfg = dict(cfg, **dict(src.get("camera", {})))
         if "depth_scale" in src:
             src_cfg["depth_scale"] = float(src["depth_scale"])
-        for k in range(n_per_source):
+        for k in range(counts[si]):
             rng = np.random.default_rng([seed, si, k])
             sample = render_sample(
                 image,

@@ -83,7 +83,23 @@ def collect_sources(
             raise ValueError(f"{depth_manifests[name]} has no depth column")
         for r in rows.itertuples():
             src: dict[str, Any] = {"name": f"{name}_{r.id}", "depth_scale": DEPTH_SCALE[name]}
-            if max_side:
+            mb = cfg.get("middlebury") or {}
+            if name == "middlebury2014" and mb:
+                from defocus.render.compose import middlebury_as_generator
+
+                image, depth = middlebury_as_generator(
+                    read_image(r.image),
+                    np.load(r.depth),
+                    scale=float(mb.get("scale", 0.25)),
+                    step_m=float(mb.get("depth_step_m", 0.01)),
+                )
+                if max_side:
+                    import cv2
+
+                    image = resize_max_side(image, max_side)
+                    depth = cv2.resize(depth, image.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+                src.update(image=image, depth_m=depth)
+            elif max_side:
                 image = resize_max_side(read_image(r.image), max_side)
                 depth = np.load(r.depth).astype(np.float32)
                 import cv2
@@ -93,7 +109,34 @@ def collect_sources(
             else:
                 src.update(image_path=r.image, depth_path=r.depth)
             out.append(src)
+    if cfg.get("n_sources"):
+        out = select_sources(out, int(cfg["n_sources"]))
     return out
+
+
+def select_sources(sources: list[dict[str, Any]], n_sources: int) -> list[dict[str, Any]]:
+    """The dissimilar frames among ``sources``, at most ``n_sources`` of them.
+
+    The threshold on the thumbnail difference is the smallest that keeps at most
+    ``n_sources`` frames (:func:`defocus.render.compose.difference_for_count`); it and the
+    count kept are logged.
+    """
+    from defocus.render.compose import difference_for_count, select_dissimilar, thumbnail
+
+    if len(sources) <= n_sources:
+        return sources
+    names = [s["name"] for s in sources]
+    thumbs = [
+        thumbnail(s["image"] if "image" in s else read_image(s["image_path"])) for s in sources
+    ]
+    d = difference_for_count(names, thumbs, n_sources)
+    kept = select_dissimilar(names, thumbs, d)
+    print(
+        f"SYNDOF sources: kept {len(kept)} of {len(sources)} frames (thumbnail difference "
+        f">= {d:.4f})",
+        flush=True,
+    )
+    return [sources[i] for i in kept]
 
 
 def render_dataset(
@@ -105,12 +148,17 @@ def render_dataset(
 ) -> Path:
     """Render one ``syndof.<name>`` entry into ``out_manifest``'s folder; returns the manifest."""
     from defocus.render.build import build_syndof
+    from defocus.render.compose import renders_per_source
 
     out_manifest = Path(out_manifest)
+    sources = collect_sources(cfg, seed, depth_manifests)
+    n_per_source = int(cfg["n_per_source"])
+    if cfg.get("n_renders"):
+        n_per_source = renders_per_source(len(sources), int(cfg["n_renders"]), seed)
     rows = build_syndof(
-        collect_sources(cfg, seed, depth_manifests),
+        sources,
         out_manifest.parent,
-        n_per_source=int(cfg["n_per_source"]),
+        n_per_source=n_per_source,
         seed=seed,
         camera_cfg=camera_kwargs(cfg.get("camera", {})),
         backend=cfg.get("backend", "numpy"),
