@@ -178,7 +178,7 @@ def test_paper_dag_plans_the_release_model_and_data(root, release_root, tmp_path
 
 
 @pytest.mark.filterwarnings("ignore:GT mask")  # a uniform GT: one class
-def test_rtf_config_keys_reach_the_reader(tmp_path, serve_dir, monkeypatch):
+def test_rtf_config_keys_reach_the_reader(tmp_path, serve_dir):
     """datasets.rtf.{conversion, image_root, noise_level} (config) -> the rtf reader; the
     released conversion table is a verified download."""
     import hashlib
@@ -198,14 +198,15 @@ def test_rtf_config_keys_reach_the_reader(tmp_path, serve_dir, monkeypatch):
     savemat(site / rel.RTF_CONVERSION_FNAME, {"convertion": table})
     digest = hashlib.sha256((site / rel.RTF_CONVERSION_FNAME).read_bytes()).hexdigest()
     base = serve_dir(site)
-    monkeypatch.setattr(rel, "RTF_CONVERSION_URL", f"{base}/{rel.RTF_CONVERSION_FNAME}")
-    monkeypatch.setattr(rel, "RTF_CONVERSION_SHA256", digest)
-    conv = rel.fetch_rtf_conversion(tmp_path / "res" / "convertion.mat", progress=False)
+    # a mirror (config releases.rtf_conversion) serving another build, pinned by its digest
+    mirror = {"base_url": base, "sha256": {rel.RTF_CONVERSION_FNAME: digest}}
+    conv = rel.fetch_rtf_conversion(tmp_path / "res" / "convertion.mat", mirror, False)
     entry = {"conversion": str(conv), "image_root": str(images), "noise_level": "1"}
     m = read_manifest(build_manifest("rtf", root, tmp_path / "out", entry))
     np.testing.assert_allclose(np.load(m["defocus"][0]), 3.15)  # gt/1, converted to sigma
-    monkeypatch.setattr(rel, "RTF_CONVERSION_SHA256", "0" * 64)
     from defocus.datasets.download import DownloadError
 
+    # without a pin of the mirror's file, the code's pin (the authors' file) refuses it
     with pytest.raises(DownloadError, match="convertion.mat"):
-        rel.fetch_rtf_conversion(tmp_path / "res2" / "convertion.mat", progress=False)
+        rel.fetch_rtf_conversion(tmp_path / "res2" / "convertion.mat", {"base_url": base}, False)
+    assert not (tmp_path / "res2" / "convertion.mat").exists()

@@ -89,5 +89,8 @@ rule fetch_rtf_conversion:
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        # a mirror and sha256 pin (config releases.rtf_conversion; optional)
+        entry=lambda wc: config["releases"].get("rtf_conversion") or {},
     script:
         "../scripts/fetch_rtf_conversion.py"

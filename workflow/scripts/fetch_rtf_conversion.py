@@ -1,4 +1,5 @@
-"""Rule fetch_rtf_conversion: DMENet's evaluation/RTF/convertion.mat (sha256-verified)."""
+"""Rule fetch_rtf_conversion: DMENet's evaluation/RTF/convertion.mat (sha256-verified; config
+``releases.rtf_conversion`` may name a mirror and its pin)."""
 
 from pathlib import Path
 
@@ -7,4 +8,5 @@ from defocus.logs import rule_log
 with rule_log(snakemake.log[0]):  # noqa: F821
     from defocus.datasets.dmenet_release import fetch_rtf_conversion
 
-    fetch_rtf_conversion(Path(snakemake.output.table), progress=False)  # noqa: F821
+    out = Path(snakemake.output.table)  # noqa: F821
+    fetch_rtf_conversion(out, snakemake.params.entry, progress=False)  # noqa: F821

@@ -279,18 +279,25 @@ RTF_CONVERSION_SHA256 = "05d0021fd9b6af116b17fec5a2bff7f8ce66550f02be23555b42eeb
 RTF_CONVERSION_FNAME = "convertion.mat"
 
 
-def fetch_rtf_conversion(dest: str | Path, progress: bool = True) -> Path:
-    """Download DMENet's RTF conversion table (verified sha256) to ``dest`` atomically."""
+def fetch_rtf_conversion(
+    dest: str | Path, entry: dict | None = None, progress: bool = True
+) -> Path:
+    """Download DMENet's RTF conversion table (verified sha256) to ``dest`` atomically.
+
+    ``entry``: config ``releases.rtf_conversion`` (``base_url``: a mirror serving
+    ``convertion.mat``; ``sha256: {convertion.mat: ...}``: its pin), as the other releases.
+    """
     import os
 
-    from defocus.datasets.download import DownloadError, download_file
+    from defocus.datasets.download import DownloadError, fetch_release
     from defocus.datasets.registry import RemoteFile
 
     dest = Path(dest)
-    remote = RemoteFile(RTF_CONVERSION_URL, RTF_CONVERSION_FNAME, RTF_CONVERSION_SHA256, 325,
-                        unpack=False)  # fmt: skip
+    remote = RemoteFile(
+        RTF_CONVERSION_URL, RTF_CONVERSION_FNAME, RTF_CONVERSION_SHA256, 325, unpack=False
+    )
     try:
-        got, _ = download_file(remote, dest.parent / "download", "rtf", progress=progress)
+        got = fetch_release(remote, dest.parent / "download", entry, "rtf_conversion", progress)
     except DownloadError as err:
         raise DownloadError(
             f"{err} Or copy evaluation/RTF/convertion.mat of github codeslake/DMENet to {dest} "
