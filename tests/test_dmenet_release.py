@@ -384,3 +384,77 @@ def test_caffe_vgg19_npy_initialises_the_encoder(tmp_path):
     np.save(tmp_path / "bad.npy", np.array(data, dtype=object), allow_pickle=True)
     with pytest.raises(ReleaseCheckpointError, match="conv4_2"):
         vgg19_npy_state_dict(tmp_path / "bad.npy", feats)
+
+
+@pytest.mark.slow
+def test_workflow_fetches_converts_and_scores_the_release(root, tmp_path, serve_dir):
+    """dmenet@weights=release through Snakemake: verified download (a local mirror pinned by
+    its digest), conversion, prediction and scoring on the release's CUHK and RTF parts."""
+    import hashlib
+    import subprocess
+    import sys
+    import zipfile
+
+    import pandas as pd
+    import yaml
+
+    from defocus.io.image import write_image
+    from defocus.methods.dmenet_release import RELEASE_ZIP
+
+    site = tmp_path / "site"
+    site.mkdir()
+    np.savez(tmp_path / RELEASE_NPZ, **model_py_variables(1.0))
+    with zipfile.ZipFile(site / RELEASE_ZIP, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(tmp_path / RELEASE_NPZ, f"DMENet_BDCS/checkpoint/{RELEASE_NPZ}")
+    digest = hashlib.sha256((site / RELEASE_ZIP).read_bytes()).hexdigest()
+    data = tmp_path / "datasets"
+    rng = np.random.default_rng(0)
+    mask = np.zeros((48, 64), np.uint8)
+    mask[:, 32:] = 255
+    for split, n in (("train", 1), ("test", 2)):
+        for i in range(n):
+            write_image(
+                data / f"{split}/CUHK/image/{i}.jpg",
+                rng.integers(0, 256, (48, 64, 3), dtype=np.uint8),
+            )
+            write_image(data / f"{split}/CUHK/gt/{i}.png", mask)
+    for i in range(2):
+        write_image(data / f"test/RTF/image/0/{i}.png", rng.integers(0, 256, (48, 64, 3), np.uint8))
+        (data / "test/RTF/gt/0").mkdir(parents=True, exist_ok=True)
+        sigma = np.full((48, 64), 0.2)
+        sigma[:, 32:] = 1.0 + i  # right half blurred
+        np.save(data / f"test/RTF/gt/0/{i}.npy", sigma)
+    cfg = {
+        "device": "cpu",
+        "datasets": {"dmenet_release": {"root": str(data)}},
+        "releases": {"dmenet": {"base_url": serve_dir(site), "sha256": {RELEASE_ZIP: digest}}},
+        "syndof": {},
+        "test_sets": ["dmenet_release_cuhk", "dmenet_release_rtf"],
+        "methods": {"run": ["ref_gradient", "dmenet@weights=release"]},
+        "evaluation": {"bootstrap": 20, "qualitative_images": 1, "tabulate": []},
+        "external_methods": {},
+    }
+    cfgfile = tmp_path / "release.yaml"
+    cfgfile.write_text(yaml.safe_dump(cfg))
+    r = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(root / "Snakefile"), "--cores",
+         "2", f"--configfile={cfgfile}", "results/tables/table1.csv"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    out = r.stdout + r.stderr
+    assert "fetch_weights_dmenet" in out and "fetch_dataset" not in out
+    t = pd.read_csv(tmp_path / "results" / "tables" / "table1.csv")
+    rows = t[t["method"] == "dmenet@weights=release"]
+    assert set(rows["dataset"]) == {"dmenet_release_cuhk", "dmenet_release_rtf"}
+    # zero weights: sigma 3.25 px everywhere, clipped at 3.275 and scaled as the release's
+    # RTF code: |3.25 - sigma_gt| / 3.275, GT 0.2 on the left half, 1 or 2 on the right
+    import json
+
+    summary = json.loads(
+        (
+            tmp_path / "results/metrics/dmenet@weights=release/dmenet_release_rtf.summary.json"
+        ).read_text()
+    )
+    want = np.mean([(3.05 + abs(3.25 - right)) / 2 for right in (1.0, 2.0)]) / 3.275
+    assert summary["defocus_mae"] == pytest.approx(want, rel=1e-4)
