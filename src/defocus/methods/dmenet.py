@@ -57,14 +57,20 @@ implementation: ``dmenet@subnets=B`` (DMENet_B), ``dmenet@subnets=BD``,
 ``dmenet@subnets=BDC``, ``dmenet`` (DMENet_BDCS) and ``dmenet@aux=false`` (BDCS without the
 auxiliary loss).
 
+The authors' release as data (:mod:`defocus.methods.dmenet_release`): their trained checkpoint
+``DMENet_BDCS.npz`` converted by variable name (``dmenet@weights=release``, or ``defocus
+predict --method dmenet --checkpoint DMENet_BDCS.npz``), their Caffe ``vgg19.npy`` as the
+encoder and content-network weights (``vgg_weights``), and their training and test data
+(:mod:`defocus.datasets.dmenet_release`, ``target="coc"``).
+
 Deliberate differences from the release, each a consequence of the PyTorch port:
 
 * the VGG19 weights are torchvision's by default (RGB in [0, 1], ``vgg_normalise``); the
   release uses the Caffe VGG19 (``vgg19.npy``: BGR in [0, 255] minus ``[103.939, 116.779,
-  123.68]``, release ``model.py`` ``VGG19_down``). Each input convention belongs to its
-  weights: ``vgg_input="caffe"`` feeds the release's convention (:func:`caffe_normalise`),
-  which the authors' trained checkpoint (``dmenet@weights=release``) and a converted Caffe
-  VGG19 need.
+  123.68]``, release ``model.py`` ``VGG19_down``), which ``vgg_weights`` = a ``vgg19.npy``
+  path (or ``release`` in the workflow) loads. Each input convention belongs to its weights:
+  ``vgg_input="caffe"`` feeds the release's (:func:`caffe_normalise`), which the authors'
+  checkpoint and their VGG19 need.
 * release batch norms have no scale (``gamma_init=None`` in ``UNet_up``,
   ``feature_discriminator`` and ``Binary_Net``: TensorLayer 1.11 then creates no ``gamma``);
   here the scale exists but is held at 1 and not trained (``bn_scale=False``, the default;
