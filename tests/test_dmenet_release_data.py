@@ -139,7 +139,9 @@ def test_dmenet_trains_on_the_release_parts_with_coc_targets(release_root, tmp_p
     torch.set_num_threads(1)
     m = DMENet(width=1 / 16, pretrained=False, batch_size=2, crop=32, iterations=2,
                target="coc", vgg_input="caffe")  # fmt: skip
-    ckpt = m.fit({"synthetic": [syn], "real": [flickr], "binary": [cuhk]}, {"seed": 0}, tmp_path)
+    # the release's role names: real_no_label (Flickr) is DMENet's unlabelled real role
+    roles = {"synthetic": [syn], "real_no_label": [flickr], "binary": [cuhk]}
+    ckpt = m.fit(roles, {"seed": 0}, tmp_path)
     assert ckpt.is_file()
     assert m.predict_raw(np.zeros((H, W, 3), np.uint8)).shape == (H, W)
 

@@ -881,7 +881,8 @@ class DMENet(Method):
     def fit(self, data: dict[str, list[Path]], cfg: dict | None, workdir: Path) -> Path:
         """Train with the shared loop; returns ``workdir/checkpoint.pt``.
 
-        ``data``: ``{role: [manifest, ...]}`` with roles ``synthetic``, ``real``, ``binary``.
+        ``data``: ``{role: [manifest, ...]}`` with roles ``synthetic``, ``real``, ``binary``
+        (``real_no_label``, the release's name of the unlabelled images, counts as ``real``).
         ``cfg``: ``seed``, ``device`` and optionally ``stop_after`` (interrupt after that many
         iterations; used by the resume test).
         """
@@ -893,11 +894,14 @@ class DMENet(Method):
         seed, device = int(cfg.get("seed", 0)), str(cfg.get("device", self.device))
         self.device = device
         p = self.params
+        data = dict(data)
+        if "real_no_label" in data:  # the release's name of the unlabelled role (main.py)
+            data["real"] = [*data.get("real", []), *data.pop("real_no_label")]
         unknown = set(data) - {"synthetic", "real", "binary"}
         if unknown or "synthetic" not in data:
             raise ValueError(
-                f"dmenet trains on roles 'synthetic' (required), 'real' and 'binary'; "
-                f"got {sorted(data)}"
+                f"dmenet trains on roles 'synthetic' (required), 'real' (alias "
+                f"'real_no_label') and 'binary'; got {sorted(data)}"
             )
         torch.manual_seed(seed)  # initialisation depends on the seed only (resume rebuilds it)
         tr = self.trainer()
