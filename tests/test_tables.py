@@ -253,3 +253,27 @@ def test_tables_readme(tmp_path):
     text = path.read_text()
     assert "| table1.csv | DeFusionNet (CVPR'19) Table 1 |" in text
     assert PROTOCOL_TEXT in text
+
+
+def test_tables_readme_explains_each_papers_preset(tmp_path):
+    from defocus.evaluate.protocols import BUILTIN_PRESETS, default_evaluation, preset_info
+
+    evaluation = default_evaluation()
+    info = [preset_info(n, evaluation, 0, "cuhk") for n in BUILTIN_PRESETS]
+    path = tmp_path / "README.md"
+    write_tables_readme(path, [], PROTOCOL_TEXT, presets=info)
+    text = path.read_text()
+    assert "## Each paper's own scoring (protocol presets)" in text
+    # one row per preset: the paper table it reproduces, its source, what is assumed
+    assert "| hifst_cvpr17 | HiFST (Golestaneh CVPR'17)" in text
+    assert "PRDataComputation.m @ d49a5ccdafa54fcbed63dd9f96976250b74adcf5" in text
+    assert "| dhde_cvpr17 |" in text and "accuracy_eq13" in text
+    assert "reading 2 (more likely): the in-focus region positive" in text
+    assert "CUHK code not released" in text
+    # and each preset's protocol in words: HiFST's differs from the declared one
+    hifst_line = next(x for x in text.splitlines() if x.startswith("- `hifst_cvpr17`"))
+    assert "mat2gray" in hifst_line and "split cuhk_all" in hifst_line
+    assert "mat2gray" not in next(x for x in text.splitlines() if x.startswith("- `declared`"))
+    # without presets, no such section
+    write_tables_readme(path, [], PROTOCOL_TEXT)
+    assert "protocol presets" not in path.read_text()

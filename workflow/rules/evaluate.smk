@@ -2,7 +2,7 @@
 # `evaluation.protocol`, default declared), and every method under every tabulated preset.
 from defocus.evaluate.metrics import describe_protocol
 from defocus.evaluate.protocols import config_errors as protocol_errors
-from defocus.evaluate.protocols import preset_info, preset_protocol
+from defocus.evaluate.protocols import preset_protocol
 
 _preset_errors = protocol_errors(config["evaluation"])
 if _preset_errors:  # the messages alone, without a traceback
@@ -20,13 +20,10 @@ TABULATE = list(config["evaluation"]["tabulate"])
 
 
 # every prediction file scored under the tabulated presets (external rows where the
-# external method has maps for the dataset), and the presets in words for the READMEs
+# external method has maps for the dataset)
 PROTOCOL_RECORDS = expand(
     "results/protocols/{method}/{dataset}.json", method=METHODS, dataset=TEST_SETS
 ) + [f"results/protocols/{m}/{d}.json" for m, d in external_pairs()]
-PRESETS_INFO = [
-    preset_info(n, config["evaluation"], config["seed"], TEST_SETS[0]) for n in TABULATE
-]
 
 
 rule evaluate:
@@ -119,7 +116,9 @@ rule protocols_table:
         cpus_per_task=lambda wc, threads: threads,
     params:
         presets=TABULATE,
-        presets_info=PRESETS_INFO,
+        evaluation=config["evaluation"],
+        seed=config["seed"],
+        first_test_set=TEST_SETS[0],
     script:
         "../scripts/protocols_table.py"
 
@@ -179,7 +178,9 @@ rule tables:
         rtf_sigma_clip=config["evaluation"]["rtf_sigma_clip"],
         ablation_bases=ABLATION_BASES,
         extra_tables=extra_tables(),
-        presets_info=PRESETS_INFO,
+        evaluation=config["evaluation"],
+        seed=config["seed"],
+        first_test_set=TEST_SETS[0],
     script:
         "../scripts/tables.py"
 

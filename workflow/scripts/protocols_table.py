@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from defocus.evaluate.figures import protocols_figure
+from defocus.evaluate.protocols import preset_info
 from defocus.evaluate.tables import protocols_table, versions_text, write_protocols_table
 from defocus.logs import rule_log
 from defocus.provenance import provenance
@@ -18,7 +19,10 @@ with rule_log(snakemake.log[0]) as log:  # noqa: F821
         table,
         Path(sm.output.csv).with_suffix(""),
         presets,
-        list(sm.params.presets_info),
+        [
+            preset_info(n, sm.params.evaluation, sm.params.seed, sm.params.first_test_set)
+            for n in presets
+        ],
         footer=versions_text(provenance()),
     )
     paths += protocols_figure(table, presets, Path(sm.output.png).with_suffix(""))

@@ -8,6 +8,7 @@ output of the rule (the ablation tables come from rule ablation_table).
 import json
 from pathlib import Path
 
+from defocus.evaluate.protocols import preset_info
 from defocus.evaluate.tables import (
     continuous_table,
     methods_listing,
@@ -88,7 +89,11 @@ with rule_log(snakemake.log[0]) as log:  # noqa: F821
         for base in sm.params.ablation_bases
     ]
     listing += [tuple(t) for t in sm.params.extra_tables]
-    presets = list(sm.params.presets_info)
+    # each tabulated preset in words (paper table, source, what is assumed, protocol text)
+    presets = [
+        preset_info(n, sm.params.evaluation, sm.params.seed, sm.params.first_test_set)
+        for n in sm.params.evaluation["tabulate"]
+    ]
     if presets:
         listing.append(
             (

@@ -10,6 +10,10 @@ metrics
     :data:`~defocus.evaluate.metrics.PROTOCOL_TEXT` is the default one).
 continuous
     MSE / MAE of physical defocus maps (RTF normalisation of DMENet's evaluation).
+protocols
+    Named protocol presets (``declared`` and each paper's own scoring: DeFusionNet Table 1
+    in two readings, HiFST, DHDE, DMENet, and the config's own), the named split files they
+    score on, :func:`~defocus.evaluate.protocols.preset_protocol` (config -> protocol dict).
 bootstrap
     Seeded percentile-bootstrap CIs over images for f_beta and MAE.
 evaluate
@@ -18,10 +22,13 @@ evaluate
     :func:`~defocus.evaluate.evaluate.write_outputs`.
 tables
     ``table1``, ``runtime_table`` (with the provenance columns), ``ablation_table``,
-    ``continuous_table``, ``write_table`` (CSV + Markdown + LaTeX + JSON sidecar, captions
-    from the protocol the summaries record: ``protocol_of``) and ``write_tables_readme``.
+    ``continuous_table``, ``protocols_table`` (every method under every preset, ranks,
+    Kendall's tau against declared), ``write_table`` (CSV + Markdown + LaTeX + JSON
+    sidecar, captions from the protocol the summaries record: ``protocol_of``) and
+    ``write_tables_readme``.
 figures
-    PR curves, F-vs-threshold curves and qualitative grids (PNG + PDF, Agg).
+    PR curves, F-vs-threshold curves, qualitative grids and the ranks of every method
+    across the protocol presets (PNG + PDF, Agg).
 """
 
 from defocus.evaluate.metrics import PROTOCOL_TEXT, BinaryEvaluator, Counts, summarise

@@ -28,7 +28,11 @@ Built-in presets (:data:`BUILTIN_PRESETS`)
     for t = 0..255, P and R summed over images and divided by the image count. Max-F of that
     curve with beta^2 = 0.3 (the release publishes the PR curve, ``Evaluation/output``).
     Bicubic overshoot is clipped to [0, 1] here; the MATLAB code keeps it, which differs
-    only at t = 0 and t = 255 for the overshooting pixels.
+    only at t = 0 and t = 255 for the overshooting pixels. The max-F (beta^2 = 0.3) of the
+    curves the release publishes, which this preset reproduces from those authors' maps:
+    HiFST 0.821, Yi 0.797, Shi 0.785, Zhuo 0.773, Su 0.769, Tang 0.737
+    (``Evaluation/output/BlurDetection_*_PRCurve.txt``: one "precision recall" line per
+    t = 0..255).
 ``dhde_cvpr17``
     Park et al. CVPR 2017, Sec. 6 (``../shared/papers/park2017_dhde_paper.txt``): the 704
     CUHK defocus images; segmentation accuracy after Eq. 13, ``tau = alpha v_max + (1 -
