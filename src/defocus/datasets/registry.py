@@ -363,14 +363,17 @@ for _part, _title, _kind, _split in (
         gt_polarity="white_blurred" if _kind == "binary" else None,
         kind=_kind,
         split_source=_split,
-        notes="A part of dmenet_release: read from its download or datasets.dmenet_release.root.",
+        notes=(
+            "A part of dmenet_release: read from its download (defocus datasets fetch "
+            "dmenet_release) or datasets.dmenet_release.root."
+        ),
         part_of="dmenet_release",
     )
 REGISTRY["photos"] = DatasetSpec(
     name="photos",
     title="A folder of real photographs without GT (unlabelled real images)",
     citation="the user's own photographs",
-    page="",
+    page="(a local folder)",
     files=(),
     gt_polarity=None,
     kind="unlabeled",
