@@ -411,3 +411,25 @@ def test_score_preset_on_a_folder_of_released_maps(tmp_path, capsys):
                          str(manifest), "--preset", "nope"])  # fmt: skip
     assert run(args) == 2
     assert "unknown evaluation protocol preset 'nope'" in capsys.readouterr().err
+
+
+def test_a_users_split_file(tmp_path):
+    # e.g. DMENet's 200 CUHK test images listed from the authors' datasets.zip
+    listing = tmp_path / "dmenet_cuhk_test.txt"
+    listing.write_text("# ls test/CUHK/image\nout_of_focus0002.jpg\nmotion0009.JPG\n")
+    ev = _evaluation(presets={"dm": {"base": "dmenet_cvpr19", "split": {"cuhk": str(listing)}}})
+    assert config_errors(ev) == []
+    proto = preset_protocol("dm", ev, 0, "cuhk")
+    gt = np.array([[1, 0]], bool)
+    manifest = _cuhk_like(
+        tmp_path,
+        {"motion0009": ("train", gt), "out_of_focus0002": ("train", gt),
+         "out_of_focus0037": ("test", gt)},
+    )  # fmt: skip
+    rows, missing = select_rows(read_manifest(manifest), proto, "cuhk")
+    assert sorted(rows["id"]) == ["motion0009", "out_of_focus0002"] and missing == []
+    gone = _evaluation(presets={"dm": {"split": {"cuhk": str(tmp_path / "absent.txt")}}})
+    with pytest.raises(ValueError, match="absent.txt not found"):
+        select_rows(read_manifest(manifest), preset_protocol("dm", gone, 0, "cuhk"), "cuhk")
+    bad = _evaluation(presets={"dm": {"split": {"cuhk": "cuhk_nope"}}})
+    assert "evaluation.presets.dm.split.cuhk: unknown split 'cuhk_nope'" in config_errors(bad)[0]

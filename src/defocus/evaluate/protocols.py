@@ -51,8 +51,9 @@ Built-in presets (:data:`BUILTIN_PRESETS`)
     (:func:`defocus.evaluate.metrics.average_precision`); maps are min-max stretched per
     image first. The 504 / 200 split is the ``train/CUHK`` / ``test/CUHK`` folders of the
     authors' ``datasets.zip`` (dataset ``dmenet_release_cuhk``, whose manifest test split is
-    those 200 images); their CUHK names are not published as a list, so on dataset ``cuhk``
-    this preset scores the manifest's test split.
+    those 200 images); their names are not published as a list, so on dataset ``cuhk`` this
+    preset scores the manifest's test split unless a user preset names a text file of them
+    (``split: {cuhk: path/to/dmenet_cuhk_test.txt}``, see :func:`split_ids`).
 
 User presets
 ------------
@@ -162,15 +163,29 @@ SPLITS: dict[str, SplitFile] = {
 }
 
 
+def is_split_file(name: str) -> bool:
+    """Whether a split value names a user's text file rather than a shipped split."""
+    return name not in SPLITS and (name.endswith(".txt") or "/" in name)
+
+
 def split_ids(name: str) -> list[str]:
-    """The ids of a named split file (:data:`SPLITS`), in file order.
+    """The ids of a named split file (:data:`SPLITS`) or of a user's text file, in file order.
 
     Lines starting with ``#`` are comments; a line ``N.bmp--<file>`` (BTBNet result name and
-    CUHK file) gives the stem of ``<file>``; any other line is an id or a file name.
+    CUHK file) gives the stem of ``<file>``; any other line is an id or a file name (its
+    stem is the id). A user's file (a path ending in ``.txt`` or containing ``/``) makes, e.g.,
+    DMENet's 200 CUHK test images a split: ``ls test/CUHK/image > dmenet_cuhk_test.txt`` in
+    the authors' ``datasets.zip``.
     """
-    if name not in SPLITS:
+    if is_split_file(name):
+        path = Path(name)
+        if not path.is_file():
+            raise ValueError(f"split file {name} not found (a protocol preset's split names it)")
+        text = path
+    elif name not in SPLITS:
         raise ValueError(f"unknown split {name!r}; known splits: {', '.join(sorted(SPLITS))}")
-    text = resources.files("defocus.datasets").joinpath(f"splits/{SPLITS[name].file}")
+    else:
+        text = resources.files("defocus.datasets").joinpath(f"splits/{SPLITS[name].file}")
     ids = []
     for line in text.read_text().splitlines():
         line = line.strip()
@@ -339,10 +354,10 @@ def _check_keys(name: str, keys: Mapping[str, Any]) -> None:
     if keys.get("resize", "none") not in RESIZE:
         raise ValueError(f"config key {where}.resize: expected one of {RESIZE}")
     for dataset, split in (keys.get("split") or {}).items():
-        if split not in SPLITS and split != "test":
+        if split not in SPLITS and split != "test" and not is_split_file(str(split)):
             raise ValueError(
                 f"config key {where}.split.{dataset}: unknown split {split!r}; known: "
-                f"test, {', '.join(sorted(SPLITS))}"
+                f"test, {', '.join(sorted(SPLITS))}, or a path to a text file of ids"
             )
     levels = keys.get("sigma_levels")
     if levels is not None:
@@ -401,11 +416,11 @@ def images_text(
     name = split_for(protocol, dataset)
     if name is None:
         return "manifest test split"
+    n = SPLITS[name].n if name in SPLITS else len(split_ids(name))
     if n_scored is None or not n_missing:
-        return f"split {name} ({SPLITS[name].n} ids)"
+        return f"split {name} ({n} ids)"
     return (
-        f"split {name}: {n_scored} of {SPLITS[name].n} ids (the others are not in the "
-        "manifest or have no map)"
+        f"split {name}: {n_scored} of {n} ids (the others are not in the manifest or have no map)"
     )
 
 
