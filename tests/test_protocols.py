@@ -433,3 +433,19 @@ def test_a_users_split_file(tmp_path):
         select_rows(read_manifest(manifest), preset_protocol("dm", gone, 0, "cuhk"), "cuhk")
     bad = _evaluation(presets={"dm": {"split": {"cuhk": "cuhk_nope"}}})
     assert "evaluation.presets.dm.split.cuhk: unknown split 'cuhk_nope'" in config_errors(bad)[0]
+
+
+def test_the_workflow_checks_preset_names_before_any_job(root, tmp_path):
+    import subprocess
+    import sys
+
+    overlay = tmp_path / "bad.yaml"
+    overlay.write_text("evaluation:\n  protocol: nope\n  tabulate: [hifst_cvpr17]\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(root / "Snakefile"),
+         "--configfile", str(root / "config" / "test.yaml"), str(overlay), "-n", "all"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode != 0
+    assert "config key evaluation.protocol: unknown evaluation protocol preset 'nope'" in r.stderr
+    assert "config key evaluation.tabulate: must include declared" in r.stderr
