@@ -237,7 +237,7 @@ def weights_file(method):
     return w
 
 
-#: the DMENet authors' Caffe VGG19 (rule fetch_vgg19), for `vgg_weights: release`
+#: the DMENet authors' Caffe VGG19 for `vgg_weights = release` (fetched by fetch_vgg19)
 VGG19_RELEASE = f"{RESOURCES}/weights/vgg19/vgg19.npy"
 
 
