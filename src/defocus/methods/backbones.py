@@ -130,7 +130,9 @@ def _download_imagenet(arch: str) -> dict[str, torch.Tensor]:
     from torchvision.models import VGG16_Weights, VGG19_Weights
 
     w = {"vgg16": VGG16_Weights.IMAGENET1K_V1, "vgg19": VGG19_Weights.IMAGENET1K_V1}[arch]
-    return w.get_state_dict(progress=False)
+    # check_hash: the file name carries the first digits of its sha256 (torchvision's
+    # convention); a corrupt or tampered download is refused instead of cached
+    return w.get_state_dict(progress=False, check_hash=True)
 
 
 def _features_only(state: dict, source: str) -> dict[str, torch.Tensor]:

@@ -40,6 +40,7 @@ sha256, to be pinned in config as ``releases.dmenet.sha256``.
 from __future__ import annotations
 
 import logging
+import pickle
 import re
 import shutil
 import zipfile
@@ -380,13 +381,18 @@ def vgg19_npy_state_dict(path: str | Path, features: nn.Sequential) -> dict[str,
     README step 6): a pickled dict ``{layer: [W (HWIO), b]}`` of the Caffe VGG19, whose input is
     BGR in 0-255 minus the Caffe mean (``vgg_input="caffe"``).
 
-    The file is a Python pickle (as the release loads it, ``allow_pickle=True``): read only
-    the authors' file, verified by its pinned sha256.
+    The file is a Python pickle (the release loads it with ``allow_pickle=True``); it is read
+    with :func:`defocus.io.safe_npy.load_pickled_npy`, which builds numpy arrays and plain
+    containers only, so a tampered file cannot run code.
     """
+    from defocus.io.safe_npy import load_pickled_npy
+
     path = Path(path)
     try:
-        data = np.load(path, encoding="latin1", allow_pickle=True).item()
-    except (OSError, ValueError, AttributeError) as e:
+        data = load_pickled_npy(path)
+        if not isinstance(data, dict):
+            raise ValueError(f"holds a {type(data).__name__}, not a dict")
+    except (OSError, ValueError, AttributeError, pickle.UnpicklingError) as e:
         raise ReleaseCheckpointError(f"{path}: not a vgg19.npy dict of layers ({e})") from None
     convs = [(i, m) for i, m in enumerate(features) if isinstance(m, nn.Conv2d)]
     missing = [n for n in VGG19_NPY_LAYERS if n not in data]
