@@ -87,3 +87,18 @@ def test_more_iterations_continue_a_finished_run(tmp_path):
     _run(tmp_path, iterations=10)
     assert load_checkpoint(_run(tmp_path, iterations=15))["iteration"] == 15
     assert len(pd.read_csv(tmp_path / "loss.csv")) == 15
+
+
+def test_prefetching_threads_give_the_same_batches_in_order():
+    from defocus.train.loop import _batches
+
+    def sample(rng, dev):
+        return float(rng.random())
+
+    plain = list(_batches(sample, 3, 0, 5, 40, "cpu", 0))
+    for workers in (1, 3):
+        assert list(_batches(sample, 3, 0, 5, 40, "cpu", workers)) == plain
+    # stopping early leaves no thread behind
+    gen = _batches(sample, 3, 0, 0, 1000, "cpu", 2)
+    assert next(gen) == list(_batches(sample, 3, 0, 0, 1, "cpu", 0))[0]
+    gen.close()

@@ -831,6 +831,9 @@ class DMENet(Method):
         # no count: 100k iterations ~ 36 epochs of 8,231 SYNDOF images at batch 3 (our choice)
         "iterations": 100000,
         "ckpt_every": 1000,  # checkpoint period (iterations) of the shared loop
+        # threads decoding and augmenting the next batches (3 roles x batch PNGs per step)
+        # while the network trains; speed only, the batches do not depend on it
+        "loader_workers": 2,
         # --- GT normalisation / output unit ---
         # target = sigma / sigma_max; our renderer: sigma = (CoC - 1)/4 with max CoC 29 px ->
         # 7 (release utils.py: "when max_coc = 29, max_sigma = 7"); the authors' own released
@@ -949,6 +952,7 @@ class DMENet(Method):
             seed=seed,
             ckpt_every=int(p["ckpt_every"]),
             device=device,
+            loader_workers=int(p["loader_workers"]),
             extra={"method": self.name, "params": dict(p)},
         )
         ckpt = train(

@@ -25,7 +25,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,6 +104,9 @@ class TrainConfig:
     amp: bool = True  # bfloat16 autocast, used on CUDA only
     grad_clip: float | None = None
     progress: bool = True
+    #: threads that prepare the next batches while the model trains (decoding, augmentation);
+    #: batch i depends only on its own generator, so the batches are the same with any value
+    loader_workers: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -117,6 +120,7 @@ def _fingerprint(model: torch.nn.Module, optimizer: Any, cfg: TrainConfig) -> st
     extra = json.loads(json.dumps(cfg.extra, sort_keys=True, default=str))
     if isinstance(extra.get("params"), dict):
         extra["params"].pop("iterations", None)
+        extra["params"].pop("loader_workers", None)  # speed only: the batches are the same
     blob = {
         "extra": extra,
         "seed": cfg.seed,
@@ -128,6 +132,38 @@ def _fingerprint(model: torch.nn.Module, optimizer: Any, cfg: TrainConfig) -> st
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if hasattr(model, "module") else model
+
+
+def _batches(
+    sample_batch: Callable[[np.random.Generator, str], Any],
+    seed: int,
+    rank: int,
+    start: int,
+    end: int,
+    device: str,
+    workers: int,
+) -> Iterator[Any]:
+    """The batches of iterations ``start..end-1`` in order, ``workers`` threads preparing up
+    to ``2 * workers`` of them ahead (image decoding releases the GIL). Each batch comes from
+    :func:`batch_rng` of its own iteration, so prefetching changes no value."""
+    if workers <= 0:
+        for it in range(start, end):
+            yield sample_batch(batch_rng(seed, rank, it), device)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch")
+    pending: deque = deque()
+    nxt = start
+    try:
+        for _ in range(start, end):
+            while nxt < end and len(pending) < 2 * workers:
+                pending.append(pool.submit(sample_batch, batch_rng(seed, rank, nxt), device))
+                nxt += 1
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def train(
@@ -242,8 +278,8 @@ def train(
     rows: list[dict[str, float]] = []
     t0 = time.perf_counter()
     net.train()
-    for it in range(start, end):
-        batch = sample_batch(batch_rng(cfg.seed, rank, it), device)
+    batches = _batches(sample_batch, cfg.seed, rank, start, end, device, int(cfg.loader_workers))
+    for it, batch in zip(range(start, end), batches, strict=True):
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
             if step_fn is not None:
                 logs = step_fn(net, batch, it)
