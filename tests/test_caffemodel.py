@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from defocus.io.caffemodel import CaffeModelError, read_caffemodel
-from defocus.methods import dhde
 from defocus.methods.dhde import DHDE, DHDENet, release_state_dict
+from defocus.methods.dhde import release as dhde
 
 
 # -- a minimal protobuf writer ------------------------------------------------------------

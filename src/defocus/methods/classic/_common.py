@@ -14,8 +14,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
 from defocus.methods.base import minmax_normalise
 
@@ -65,66 +63,6 @@ def grid_to_full(grid: np.ndarray, stride: int, shape: tuple[int, int]) -> np.nd
         interpolation=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
     )
-
-
-def matting_propagate(
-    image: np.ndarray,
-    values: np.ndarray,
-    weights: np.ndarray,
-    lam: float,
-    epsilon: float = 1e-7,
-    radius: int = 1,
-    scale: float = 1.0,
-) -> np.ndarray:
-    """Propagate sparse ``values`` over the image with the matting Laplacian.
-
-    Solves ``(L + lam * W) x = lam * W v`` with ``W = diag(weights)`` (Levin et al. 2008,
-    Eq. 12; Zhuo & Sim 2011, Eq. 9), i.e. the minimiser of ``x^T L x + lam (x - v)^T W (x - v)``.
-
-    Parameters
-    ----------
-    image : ndarray, float in [0, 1], (H, W, 3)
-        Guide image of the Laplacian.
-    values, weights : ndarray, (H, W)
-        Constraint values and their confidences (0 = unconstrained, 1 = known).
-    lam : float
-        Weight of the data term.
-    epsilon, radius : float, int
-        Regulariser and window radius of :func:`pymatting.cf_laplacian`.
-    scale : float
-        Solve on the image resized by ``scale`` (<= 1) and upsample the result bilinearly.
-        Constraints are area-averaged, so sparse constraints survive as fractional weights.
-
-    Returns
-    -------
-    ndarray, float32 (H, W)
-    """
-    from pymatting import cf_laplacian
-
-    if not 0 < scale <= 1:
-        raise ValueError(f"matting scale must be in (0, 1], got {scale!r}")
-    h, w = values.shape
-    img = np.asarray(image, dtype=np.float64)
-    v = values.astype(np.float32) * weights.astype(np.float32)
-    wt = weights.astype(np.float32)
-    if scale < 1:
-        hs, ws = max(4, round(h * scale)), max(4, round(w * scale))
-        img = cv2.resize(img, (ws, hs), interpolation=cv2.INTER_AREA)
-        v = cv2.resize(v, (ws, hs), interpolation=cv2.INTER_AREA)
-        wt = cv2.resize(wt, (ws, hs), interpolation=cv2.INTER_AREA)
-    hs, ws = wt.shape
-    with np.errstate(invalid="ignore", divide="ignore"):
-        vs = np.where(wt > 1e-6, v / np.maximum(wt, 1e-12), 0.0)
-    if not np.any(wt > 0):
-        return np.zeros((h, w), dtype=np.float32)
-    lap = cf_laplacian(np.clip(img, 0, 1), epsilon=epsilon, radius=radius)
-    wd = wt.ravel().astype(np.float64)
-    a = (lap + lam * sp.diags(wd)).tocsc()
-    b = lam * wd * vs.ravel().astype(np.float64)
-    # minimum-degree ordering on A + A^T suits the symmetric Laplacian (about 2x faster than
-    # SuperLU's default COLAMD on a 320x214 grid)
-    x = spla.spsolve(a, b, permc_spec="MMD_AT_PLUS_A").reshape(hs, ws).astype(np.float32)
-    return resize(x, (h, w))
 
 
 # -- helpers of the learned classic baselines (dbdf, jnb, ksfv) --------------------------
@@ -314,7 +252,6 @@ __all__ = [
     "load_labelled_images",
     "load_model",
     "manifest_paths",
-    "matting_propagate",
     "minmax_normalise",
     "patches_at",
     "patchwise",

@@ -42,9 +42,9 @@ from defocus.methods.base import Method, check_image
 from defocus.methods.classic._common import (
     check_odd_window,
     check_positive,
-    matting_propagate,
     minmax_normalise,
 )
+from defocus.methods.propagation import matting_propagation
 
 _DIAG = np.sqrt(2.0) / 2.0  # offset of the interpolated diagonal samples for R = 1
 
@@ -246,13 +246,14 @@ class LBPBlur(Method):
                     epsilon=eps,
                 )
             else:
-                alpha = matting_propagate(
-                    rgb,
+                alpha = matting_propagation(
                     sharp.astype(np.float32),
                     (sharp | blurred).astype(np.float32),
+                    rgb,
                     lam=lam,
                     epsilon=eps,
                     scale=float(self.params["matting_scale"]),
+                    solver="direct",
                 )
             refined.append(np.clip(alpha, 0.0, 1.0))
         # the release stacks the layers as [s=21, s=15, s=11] and reads the first

@@ -30,7 +30,8 @@ import numpy as np
 from scipy import ndimage
 
 from defocus.methods.base import Method, check_image
-from defocus.methods.classic._common import check_positive, matting_propagate, to_gray
+from defocus.methods.classic._common import check_positive, to_gray
+from defocus.methods.propagation import matting_propagation
 
 
 def reblur_gradient(gray: np.ndarray, sigma: float) -> np.ndarray:
@@ -141,12 +142,13 @@ class ZhuoSim(Method):
         max_blur = check_positive("max_blur", self.params["max_blur"])
         known = np.isfinite(sparse)
         values = np.where(known, np.minimum(sparse, max_blur), 0.0)
-        full = matting_propagate(
-            image.astype(np.float64) / 255.0,
+        full = matting_propagation(
             values.astype(np.float32),
             known.astype(np.float32),
+            image.astype(np.float64) / 255.0,
             lam=check_positive("lam", self.params["lam"]),
             epsilon=float(self.params["matting_epsilon"]),
             scale=float(self.params["matting_scale"]),
+            solver="direct",
         )
         return np.clip(full, 0.0, max_blur).astype(np.float32)
