@@ -153,6 +153,25 @@ def _membrane_solve(ys, xs, idx, known_at, needed=None):
     # neighbour numbers N, S, W, E: >= 0 hole, -1 known pixel, -2 beyond the image border
     nb = np.stack([idx[py - 1, px], idx[py + 1, px], idx[py, px - 1], idx[py, px + 1]], axis=1)
     idx[py, px] = -1
+    sel = None
+    if needed is not None:
+        sel = np.arange(n)
+        if not needed.all():
+            inner = nb >= 0
+            graph = _graph(nb[inner], inner.sum(axis=1), n)
+            n_comp, comp = connected_components(graph, directed=False)
+            wanted = np.zeros(n_comp, dtype=bool)
+            wanted[comp[needed]] = True
+            sel = np.flatnonzero(wanted[comp])
+            # renumber the kept pixels (components are closed: a kept pixel's hole
+            # neighbours are kept)
+            new = np.full(n + 2, -1, dtype=np.int64)  # new[-2] = -2, new[-1] = -1 below
+            new[sel] = np.arange(sel.size)
+            new[-2] = -2
+            nb, ys, xs, n = new[nb[sel]], ys[sel], xs[sel], sel.size
+        if n == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return sel, np.asarray(known_at(empty, empty), dtype=np.float64)
     deg = (nb != -2).sum(axis=1).astype(np.float64)
     ki, kd = np.nonzero(nb == -1)  # known neighbours: (hole pixel, direction)
     v = np.asarray(known_at(ys[ki] + _DY[kd], xs[ki] + _DX[kd]), dtype=np.float64)
@@ -160,22 +179,6 @@ def _membrane_solve(ys, xs, idx, known_at, needed=None):
     inner = nb >= 0
     counts = inner.sum(axis=1)
     rows, cols = np.repeat(np.arange(n), counts), nb[inner]  # the hole's 4-neighbour pairs
-    sel = None
-    if needed is not None:
-        sel = np.arange(n)
-        if not needed.all():
-            graph = _graph(cols, counts, n)
-            n_comp, comp = connected_components(graph, directed=False)
-            wanted = np.zeros(n_comp, dtype=bool)
-            wanted[comp[needed]] = True
-            sel = np.flatnonzero(wanted[comp])
-            if sel.size == 0:
-                return sel, rhs[sel]
-            new = np.full(n, -1, dtype=np.int64)
-            new[sel] = np.arange(sel.size)
-            keep = new[rows] >= 0  # components are closed: both ends kept or neither
-            rows, cols = new[rows[keep]], new[cols[keep]]
-            counts, deg, rhs, n = counts[sel], deg[sel], rhs[sel], sel.size
     x = _spd_solve(_graph(cols, counts, n), rows, cols, deg, rhs)
     return x if sel is None else (sel, x)
 
@@ -196,6 +199,8 @@ def _graph(cols, counts, n):
 #: wider systems go to SuperLU. Both are direct solvers; the banded one costs n * bw^2 and
 #: is several times faster on the thin holes of small blurs.
 _BAND_MAX = 48
+#: ... and whose band storage has at most this many cells (64 MB of float64).
+_BAND_CELLS = 8_000_000
 
 
 def _spd_solve(graph, rows, cols, deg, rhs):
@@ -211,7 +216,7 @@ def _spd_solve(graph, rows, cols, deg, rhs):
     inv[perm] = np.arange(n)
     ri, ci = inv[rows], inv[cols]
     bw = int(np.abs(ri - ci).max()) if len(ri) else 0
-    if bw <= _BAND_MAX:
+    if bw <= _BAND_MAX and (bw + 1) * n <= _BAND_CELLS:
         ab = np.zeros((bw + 1, n))  # upper form: ab[bw + i - j, j] = a[i, j], i <= j
         ab[bw] = deg[perm]
         up = ri < ci
