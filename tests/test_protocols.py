@@ -370,6 +370,13 @@ def test_ranks_and_kendall_tau(tmp_path):
     assert json.loads(paths[3].read_text())["presets"][1]["name"] == "rev"
     with pytest.raises(ValueError, match="must include 'declared'"):
         protocols_table(recs, ["rev"])
+    # the figure: one line per ranked method across the presets, PNG and PDF
+    from defocus.evaluate.figures import protocols_figure
+
+    figs = protocols_figure(t, presets, tmp_path / "protocols")
+    assert [f.suffix for f in figs] == [".png", ".pdf"] and all(f.stat().st_size for f in figs)
+    with pytest.raises(ValueError, match="no rows"):
+        protocols_figure(t.iloc[:0], presets, tmp_path / "empty")
 
 
 # --------------------------------------------------------------------------------------
