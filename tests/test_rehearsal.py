@@ -318,3 +318,25 @@ def check_rehearsal(
     # a second run has nothing to do
     r = _snakemake(root, "-n", "all", *sm_cfg, cwd=workdir, env=env)
     assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr
+
+
+def test_paper_run_in_a_clone_uses_the_paper_config_alone(root, tmp_path):
+    """In a clone, Snakefile's `configfile: config/config.yaml` (the demo) is merged under any
+    --configfile; with --replace-workflow-config the paper run plans no demo render and keeps
+    the paper's method parameters (no 1/8-wide random-init backbones)."""
+    import shutil
+
+    for part in ("Snakefile", "workflow", "config"):
+        src = root / part
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / part)
+    r = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "-p", "all", "--replace-workflow-config"]
+        + ["--configfile", "config/paper.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    out = r.stdout + r.stderr
+    assert "results/data/syndof/manifest.csv" in out
+    assert "demo_syndof" not in out and '"vgg_width": 0.125' not in out
