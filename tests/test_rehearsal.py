@@ -33,6 +33,8 @@ ALLOWED = (
     "releases.*.base_url",
     "test_sets",  # a subset (checked below); the others' manifests are still built
     "syndof.syndof.n_per_source",
+    "syndof.syndof.n_renders",
+    "syndof.syndof.n_sources",
     "methods.params.*.iterations",
     "methods.params.*.iterations_pretrain",
     "methods.params.*.batch_size",

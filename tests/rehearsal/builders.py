@@ -323,8 +323,10 @@ def build_synthia(m: Miniatures, rng: np.random.Generator) -> None:
 def build_middlebury(m: Miniatures, rng: np.random.Generator) -> None:
     """<Scene>-perfect.zip -> <Scene>-perfect/{im0,im1}.png, disp{0,1}.pfm (inf = invalid) and
     calib.txt, for all 23 scenes of the registry."""
-    w, h = 72, 50  # the real scenes are ~2880x1988: f and disparities are scaled alike
-    f, baseline, doffs = 104.0, 176.252, 0.5
+    # the real scenes are ~2880x1988 (SYNDOF renders them at quarter size): f and the
+    # disparities are scaled alike
+    w, h = 192, 132
+    f, baseline, doffs = 277.0, 176.252, 1.3
     members = {}
     for k, scene in enumerate(
         s.fname.removesuffix(".zip") for s in get_spec("middlebury2014").files
@@ -335,8 +337,8 @@ def build_middlebury(m: Miniatures, rng: np.random.Generator) -> None:
         calib = (
             f"cam0=[{f} 0 {w / 2}; 0 {f} {h / 2}; 0 0 1]\n"
             f"cam1=[{f} 0 {w / 2 + doffs}; 0 {f} {h / 2}; 0 0 1]\n"
-            f"doffs={doffs}\nbaseline={baseline}\nwidth={w}\nheight={h}\nndisp=32\nisint=0\n"
-            "vmin=5\nvmax=25\ndyavg=0\ndymax=0\n"
+            f"doffs={doffs}\nbaseline={baseline}\nwidth={w}\nheight={h}\nndisp=64\nisint=0\n"
+            "vmin=14\nvmax=56\ndyavg=0\ndymax=0\n"
         )
         img = _photo(k, w, h)
         members[f"{scene}.zip"] = {
