@@ -93,7 +93,9 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
 
 def method_params(config: dict, spec: str) -> dict[str, Any]:
     """``methods.params[<base name>]`` of a method spec; ablation overrides apply later."""
-    base = spec.partition("@")[0]
+    from defocus.methods.spec import base_name
+
+    base = base_name(spec)
     return dict(config.get("methods", {}).get("params", {}).get(base, {}) or {})
 
 

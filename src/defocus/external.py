@@ -797,10 +797,11 @@ def external_config_errors(config: Mapping[str, Any], method_names: list[str]) -
     """
     errors = []
     from defocus.methods.registry import available
+    from defocus.methods.spec import base_name
 
     taken = set(method_names) | set(available())
     for name, entry in (config.get("external_methods") or {}).items():
-        if name in taken or name.partition("@")[0] in taken:
+        if name in taken or base_name(name) in taken:
             errors.append(f"external_methods.{name}: name is also a registered method")
         if not _NAME_RE.match(name) or "@" in name:
             errors.append(f"external_methods.{name}: use letters, digits, _.+- only")

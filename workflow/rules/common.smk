@@ -7,6 +7,7 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
+from defocus import plan
 from defocus.config import method_params
 from defocus.datasets.registry import REGISTRY
 
@@ -144,21 +145,12 @@ def syndof_depth_manifests(wildcards):
 
 
 def is_learned(method):
-    from defocus.methods.registry import method_class
-
-    return method_class(method.partition("@")[0]).learned
+    return plan.is_learned(method)
 
 
 def model_name(method):
-    """The trained model a method spec predicts with: overrides that only change inference
-    (the class's ``inference_params``, e.g. DeFusionNet's ``output``) share the base model.
-    """
-    from defocus.methods.registry import method_class
-
-    base, _, rest = method.partition("@")
-    skip = getattr(method_class(base), "inference_params", ())
-    keep = [i for i in rest.split(",") if i and i.partition("=")[0].strip() not in skip]
-    return base + ("@" + ",".join(keep) if keep else "")
+    """The trained model a method spec predicts with (defocus.plan.model_name)."""
+    return plan.model_name(method)
 
 
 def checkpoint_input(wildcards):
@@ -193,7 +185,7 @@ def get_final_output():
     # each paper's own scoring (rule protocols_table)
     if config["evaluation"]["tabulate"]:
         out += ["results/tables/table_protocols.csv", "results/figures/protocols.png"]
-    if "dhde" in {m.partition("@")[0] for m in METHODS}:
+    if plan.uses(METHODS, "dhde"):
         out += [
             "results/tables/table_dhde_features.csv",
             "results/figures/dhde_features.png",
@@ -204,7 +196,7 @@ def get_final_output():
 def extra_tables():
     """Tables made by other rules, listed in results/tables/README.md: (file, paper table, what)."""
     out = []
-    if "dhde" in {m.partition("@")[0] for m in METHODS}:
+    if plan.uses(METHODS, "dhde"):
         out.append(
             (
                 "table_dhde_features",
@@ -218,23 +210,12 @@ def extra_tables():
 
 def train_input(role, dataset):
     """A training input: the patch file for role `patches`, else the dataset's manifest."""
-    if role == "patches":
-        return f"results/patches/{dataset}.h5"
-    return manifest(dataset)
+    return plan.train_input(role, dataset)
 
 
 def weights_file(method):
-    """The trained model a method converts instead of training ("" when it trains): its
-    `weights` parameter, "release" (the authors' file, fetched) or a path to a file."""
-    from defocus.methods.registry import parse_name
-
-    base, overrides = parse_name(method)
-    w = str({**method_params(config, method), **overrides}.get("weights", "") or "")
-    if w == "release":
-        # the release's own format: DHDE's Caffe model, DMENet's TensorLayer npz
-        ext = {"dmenet": "npz"}.get(base, "caffemodel")
-        return f"{RESOURCES}/weights/{base}/release.{ext}"
-    return w
+    """The file a method converts instead of training ("" when it trains)."""
+    return plan.weights_file(config, method, RESOURCES)
 
 
 #: the DMENet authors' Caffe VGG19 for `vgg_weights = release` (fetched by fetch_vgg19)
@@ -255,7 +236,7 @@ def train_manifests(wildcards):
     weights file it converts; and the released VGG19 it starts from, if any."""
     if weights_file(wildcards.method):
         return [weights_file(wildcards.method)]
-    roles = config["training"]["data"].get(wildcards.method.partition("@")[0], {})
+    roles = plan.training_roles(config, wildcards.method)
     out = sorted({train_input(r, d) for r, names in roles.items() for d in names})
     if run_params(wildcards.method).get("vgg_weights") == VGG19_RELEASE:
         out.append(VGG19_RELEASE)
@@ -264,17 +245,10 @@ def train_manifests(wildcards):
 
 def train_data_arg(wildcards):
     """--data of the training entry point: JSON {role: [manifest paths]}, shell-quoted."""
-    if weights_file(wildcards.method):
-        return shlex.quote(json.dumps({"weights": [weights_file(wildcards.method)]}))
-    roles = config["training"]["data"].get(wildcards.method.partition("@")[0], {})
-    if not roles:
-        raise WorkflowError(
-            f"method {wildcards.method} needs training data: set "
-            f"training.data.{wildcards.method.partition('@')[0]} in the config"
-        )
-    data = {
-        role: [train_input(role, d) for d in names] for role, names in roles.items()
-    }
+    try:
+        data = plan.train_data(config, wildcards.method, RESOURCES)
+    except ValueError as e:
+        raise WorkflowError(str(e)) from None
     return shlex.quote(json.dumps(data))
 
 

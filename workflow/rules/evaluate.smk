@@ -3,13 +3,14 @@
 from defocus.evaluate.metrics import describe_protocol
 from defocus.evaluate.protocols import config_errors as protocol_errors
 from defocus.evaluate.protocols import preset_protocol
+from defocus.methods.spec import base_name
 
 _preset_errors = protocol_errors(config["evaluation"])
 if _preset_errors:  # the messages alone, without a traceback
     sys.exit("\n".join(_preset_errors))
 
 # methods with ablation variants (name@key=value): one table_ablation_<base> each
-ABLATION_BASES = sorted({m.partition("@")[0] for m in METHODS if "@" in m})
+ABLATION_BASES = sorted({base_name(m) for m in METHODS if "@" in m})
 # the configured protocol, as the report captions print it (the tables' own captions are
 # rendered from the protocol their summaries record)
 RUN_PROTOCOL = preset_protocol(
@@ -189,7 +190,7 @@ rule ablation_table:
     """One method's ablation variants (base@key=value) side by side."""
     input:
         summaries=lambda wc: summaries(
-            methods=[m for m in METHODS if m.partition("@")[0] == wc.base]
+            methods=[m for m in METHODS if base_name(m) == wc.base]
         ),
     output:
         csv=report(

@@ -32,6 +32,7 @@ import pandas as pd
 from defocus.evaluate.metrics import describe_protocol
 from defocus.io.atomic import write_text
 from defocus.methods.registry import method_class, parse_name
+from defocus.methods.spec import base_name
 
 #: provenance columns of table1 and the runtime table (see the module docstring)
 PROVENANCE_COLUMNS = ["implementation", "weights", "backbone_init", "training"]
@@ -88,7 +89,7 @@ def is_reference(method: str) -> bool:
     with ``ref_``. A registered method whose module fails to import raises
     (:class:`~defocus.methods.registry.MethodImportError`).
     """
-    base = method.partition("@")[0]
+    base = base_name(method)
     try:
         return bool(method_class(base).reference)
     except KeyError:  # not registered (an external row); import errors surface

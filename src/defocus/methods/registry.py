@@ -11,9 +11,11 @@ import importlib
 import traceback
 from typing import Any
 
-import yaml
-
 from defocus.methods.base import Method
+
+# the one spec syntax, re-exported for callers of the registry
+from defocus.methods.spec import base_name as base_name
+from defocus.methods.spec import parse_name as parse_name
 
 #: name -> "module:Class"; modules are imported lazily so ``defocus --help`` stays instant
 _REGISTRY: dict[str, str] = {
@@ -63,19 +65,6 @@ def _load_builtin() -> None:
         _PACKAGE_ERRORS.pop(mod, None)
         for name, target in getattr(m, "REGISTRY", {}).items():
             _REGISTRY.setdefault(name, target)
-
-
-def parse_name(spec: str) -> tuple[str, dict[str, Any]]:
-    """Split ``"name@k=v,k2=v2"`` into ``("name", {"k": v, "k2": v2})``."""
-    base, _, rest = spec.partition("@")
-    overrides: dict[str, Any] = {}
-    if rest:
-        for item in rest.split(","):
-            key, eq, value = item.partition("=")
-            if not eq or not key:
-                raise ValueError(f"bad ablation override {item!r} in {spec!r}; expected key=value")
-            overrides[key.strip()] = yaml.safe_load(value)
-    return base, overrides
 
 
 def method_class(name: str) -> type[Method]:

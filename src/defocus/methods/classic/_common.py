@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from defocus.methods.base import minmax_normalise
+from defocus.methods.spec import base_name
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -236,7 +237,7 @@ def load_model(checkpoint, name: str, keys: tuple[str, ...]) -> dict:
         raise MethodError(f"cannot read {name} checkpoint {path}: {e}") from e
     method = str(state.get("method") or name) if isinstance(state, dict) else ""
     model = state.get("model") if isinstance(state, dict) else None
-    if method.partition("@")[0] != name or not isinstance(model, dict):
+    if base_name(method) != name or not isinstance(model, dict):
         raise MethodError(f"{path} is not a {name} checkpoint (method {method!r})")
     missing = [k for k in keys if k not in model]
     if missing:
