@@ -671,7 +671,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    """Arguments of ``defocus score`` (the lead wires this into :mod:`defocus.cli`)."""
+    """Arguments of ``defocus score``."""
     p.add_argument("--maps", required=True, help="folder of result maps, one per test image")
     p.add_argument(
         "--dataset",

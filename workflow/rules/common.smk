@@ -42,7 +42,7 @@ def _check_config():
 _check_config()
 
 
-# External methods (issue 13): released result maps, imported by rule import_external.
+# External methods: released result maps, imported by rule import_external.
 EXTERNAL = sorted(config["external_methods"])
 # the predict rule must not claim these names; {method} may not start with "<external name>/"
 NOT_EXTERNAL = rf"(?!(?:{alternatives(EXTERNAL)})/)[^/]+"

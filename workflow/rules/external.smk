@@ -1,6 +1,6 @@
 # Stage 5b: released result maps ("external methods", config `external_methods`) become
 # prediction files, then go through the same evaluate rule and tables as every method.
-# Needs from common.smk: EXTERNAL, external_cfg, external_maps_input (see issue 13 notes).
+# Needs from common.smk: EXTERNAL, external_cfg, external_maps_input.
 
 
 rule import_external:
