@@ -172,8 +172,15 @@ def cuhk_btbnet_test_ids() -> list[str]:
     Read from the shipped ``splits/cuhk_btbnet_test.txt`` (lines ``N.bmp--<file>``).
     """
     text = resources.files("defocus.datasets").joinpath("splits/cuhk_btbnet_test.txt")
+    return parse_split(text.read_text())
+
+
+def parse_split(text: str) -> list[str]:
+    """Ids of a split file's text, in file order: ``#`` lines are comments; a line
+    ``N.bmp--<file>`` (BTBNet result name and CUHK file) gives the stem of ``<file>``; any other
+    line is an id or a file name (its stem is the id)."""
     ids = []
-    for line in text.read_text().splitlines():
+    for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue

@@ -186,14 +186,9 @@ def split_ids(name: str) -> list[str]:
         raise ValueError(f"unknown split {name!r}; known splits: {', '.join(sorted(SPLITS))}")
     else:
         text = resources.files("defocus.datasets").joinpath(f"splits/{SPLITS[name].file}")
-    ids = []
-    for line in text.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        fname = line.split("--", 1)[1] if "--" in line else line
-        ids.append(Path(fname).stem if "." in fname else fname)
-    return ids
+    from defocus.datasets.readers import parse_split
+
+    return parse_split(text.read_text())
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from defocus.evaluate.metrics import describe_protocol
 from defocus.io.atomic import write_text
 from defocus.methods.registry import method_class, parse_name
 from defocus.methods.spec import base_name
+from defocus.provenance import provenance
 
 #: provenance columns of table1 and the runtime table (see the module docstring)
 PROVENANCE_COLUMNS = ["implementation", "weights", "backbone_init", "training"]
@@ -79,6 +80,22 @@ RUNTIME_COLUMNS = [
     *PROVENANCE_COLUMNS,
     FAITHFUL_COLUMN,
 ]
+
+
+def _write_sidecar(path, stem, caption, legend, footer, df, extra: dict) -> None:
+    """The JSON beside a table: caption, legend, footer, columns, row count, the versions and
+    commit that made it (:func:`defocus.provenance.provenance`), and ``extra``."""
+    meta = {
+        "table": stem.name,
+        "caption": caption,
+        "legend": legend,
+        "footer": footer,
+        "columns": list(df.columns),
+        "n_rows": len(df),
+        "provenance": provenance(),
+        **extra,
+    }
+    write_text(path, json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def is_reference(method: str) -> bool:
@@ -342,7 +359,6 @@ def write_table(
     Markdown and LaTeX mark rows that are not faithful at paper scale with a dagger and a
     legend (:func:`display_frame`). Returns the paths written.
     """
-    from defocus.provenance import provenance
 
     stem = Path(stem)
     view, marked = display_frame(df)
@@ -359,18 +375,8 @@ def write_table(
     write_text(paths[1], md)
     write_text(paths[2], to_latex(view, tex_caption, label=f"tab:{stem.name}"))
     if sidecar:
-        meta = {
-            "table": stem.name,
-            "caption": full_caption,
-            "protocol_text": protocol_text,
-            "protocol": protocol,
-            "legend": legend,
-            "footer": footer,
-            "columns": list(df.columns),
-            "n_rows": len(df),
-            "provenance": provenance(),
-        }
-        write_text(paths[3], json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+        meta = {"protocol_text": protocol_text, "protocol": protocol}
+        _write_sidecar(paths[3], stem, full_caption, legend, footer, df, meta)
     return paths
 
 
@@ -657,7 +663,6 @@ def write_protocols_table(
     """Write ``stem.csv`` (the long :func:`protocols_table`), ``stem.md`` and ``stem.tex``
     (the wide :func:`protocols_view`) and ``stem.json`` (every preset's definition, source,
     reading and protocol text, the versions and git commit), atomically."""
-    from defocus.provenance import provenance
 
     stem = Path(stem)
     caption = (
@@ -677,15 +682,5 @@ def write_protocols_table(
     write_text(paths[1], md)
     tex_caption = " ".join(x for x in (caption, legend, footer.strip()) if x)
     write_text(paths[2], to_latex(view, tex_caption, label=f"tab:{stem.name}"))
-    meta = {
-        "table": stem.name,
-        "caption": caption,
-        "presets": preset_info,
-        "legend": legend,
-        "footer": footer,
-        "columns": list(df.columns),
-        "n_rows": len(df),
-        "provenance": provenance(),
-    }
-    write_text(paths[3], json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+    _write_sidecar(paths[3], stem, caption, legend, footer, df, {"presets": preset_info})
     return paths
