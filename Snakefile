@@ -9,7 +9,13 @@ from defocus.config import ConfigError, validate
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The embedded demo is the default config. A --configfile replaces it instead of being merged
+# over it (Snakemake's default), so config/paper.yaml runs with its own settings only; an
+# overlay on the demo names both, after the targets:
+# snakemake TARGET --configfile config/config.yaml config/dhde_cpu.yaml
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 # Fails at start, with one line `config key X: message`, on an unknown key or method, a

@@ -9,7 +9,8 @@ this package's features:
    (``config/config.yaml``); both configs write ``results/patches/demo_sharp.h5``, so make
    and score one, then the other:
 
-       snakemake --cores 2 --configfile=config/dhde_cpu.yaml results/patches/demo_sharp.h5
+       snakemake --cores 2 results/patches/demo_sharp.h5 \
+           --configfile config/config.yaml config/dhde_cpu.yaml
        python benchmarks/dhde_release_figures.py --patches results/patches/demo_sharp.h5
 
 2. the median sparse sigma at the edge pixels of scikit-image's astronaut, resized to 640x427

@@ -78,12 +78,12 @@ def test_dhde_cpu_overlay_merges_and_plans(root):
     cfg = validate(cfg)
     assert len(cfg["demo_sources"]["photos"]) == 16 and cfg["patches"]["n_per_image"] == 300
     assert cfg["dhde_features"]["datasets"] == ["demo_sharp"]  # kept from config.yaml
-    # in the repository: the Snakefile's own configfile (config/config.yaml) is read relative
-    # to the working directory; -n -F plans every job of the target and runs none
+    # an overlay names the demo config too (a --configfile replaces the Snakefile's default);
+    # -n -F plans every job of the target and runs none
     target = "results/tables/table_dhde_features.csv"
     r = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "-F", "--configfile=config/dhde_cpu.yaml"]
-        + [target],
+        [sys.executable, "-m", "snakemake", "-n", "-F", target, "--configfile"]
+        + ["config/config.yaml", "config/dhde_cpu.yaml"],
         cwd=root,
         capture_output=True,
         text=True,
@@ -98,7 +98,8 @@ def test_release_weights_replace_the_training_data(root, tmp_path):
     overlay.write_text("methods:\n  run: [ref_gradient, 'dhde@weights=release']\n")
     target = "results/models/dhde@weights=release/model.pt"
     r = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "-F", f"--configfile={overlay}", target],
+        [sys.executable, "-m", "snakemake", "-n", "-F", target, "--configfile"]
+        + ["config/config.yaml", str(overlay)],  # an overlay on the demo config
         cwd=root,
         capture_output=True,
         text=True,
