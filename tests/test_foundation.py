@@ -272,3 +272,17 @@ def test_manifest_accepts_paths_relative_to_the_working_directory(tmp_path, phot
     rows = [{"id": "a", "split": "train", "image": "d/image/a.png", "gt": ""}]
     assert write_manifest(rows, "d/manifest.csv")["image"][0] == "image/a.png"
     assert read_manifest("d/manifest.csv")["image"][0] == str(tmp_path / "d" / "image" / "a.png")
+
+
+def test_schema_ships_inside_the_package(root):
+    import tomllib
+    from pathlib import Path
+
+    import defocus
+    from defocus.config import SCHEMA_PATH
+
+    assert SCHEMA_PATH.parent == Path(defocus.__file__).parent and SCHEMA_PATH.is_file()
+    data = tomllib.loads((root / "pyproject.toml").read_text())
+    assert "schema.yaml" in data["tool"]["setuptools"]["package-data"]["defocus"]
+    # the repository path the Snakefile and the docs use is the same file
+    assert (root / "config" / "schema.yaml").resolve() == SCHEMA_PATH.resolve()

@@ -1,4 +1,5 @@
-"""Configuration: the JSON schema in ``config/schema.yaml`` with defaults filled.
+"""Configuration: the JSON schema (``src/defocus/schema.yaml``, package data; the repository's
+``config/schema.yaml`` links to it) with defaults filled.
 
 The Snakefile validates with ``snakemake.utils.validate`` (which fills defaults the same way);
 this module does the same for the command line and tests without importing Snakemake.
@@ -13,8 +14,8 @@ from typing import Any
 
 import yaml
 
-#: the repository's schema (the package is installed editable from the repository)
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+#: the schema ships inside the package, so a wheel install validates configs too
+SCHEMA_PATH = Path(__file__).resolve().with_name("schema.yaml")
 
 #: longest image side (px) a method sees in ``predict`` (config ``methods.max_side``, CLI
 #: ``--max-side``); larger images are shrunk for the method and the map resized back
