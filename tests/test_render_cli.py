@@ -70,3 +70,28 @@ def test_bad_depth_is_reported(inputs, capsys):
     argv = ["--image", str(img), "--depth", str(tmp / "d.npy"), "--out", str(tmp / "o")]
     assert run(_args(argv)) == 2
     assert "depth shape" in capsys.readouterr().err
+
+
+def test_render_never_writes_over_a_users_file(inputs, capsys):
+    tmp, img, photo = inputs
+    np.save(tmp / "d.npy", np.full(photo.shape[:2], 2.5, np.float32))
+    base = ["--image", str(img), "--depth", str(tmp / "d.npy"), "--focus-depth", "2.5"]
+    # a folder holding a user's blurred.png (no render wrote it): refused, file untouched
+    mine = tmp / "mine"
+    mine.mkdir()
+    (mine / "blurred.png").write_bytes(b"user data")
+    assert run(_args([*base, "--out", str(mine)])) == 2
+    assert "no render wrote" in capsys.readouterr().err
+    assert (mine / "blurred.png").read_bytes() == b"user data"
+    assert run(_args([*base, "--out", str(mine), "--overwrite"])) == 0
+    # a previous render's folder is rewritten without asking
+    assert run(_args([*base, "--out", str(mine)])) == 0
+    # an input named like an output in --out is never replaced, even with --overwrite
+    inside = tmp / "in"
+    inside.mkdir()
+    write_image(inside / "blurred.png", photo)
+    argv = ["--image", str(inside / "blurred.png"), "--depth", str(tmp / "d.npy")]
+    argv += ["--focus-depth", "2.5", "--out", str(inside), "--overwrite"]
+    assert run(_args(argv)) == 2
+    assert "is an input" in capsys.readouterr().err
+    np.testing.assert_array_equal(read_image(inside / "blurred.png"), photo)

@@ -34,7 +34,17 @@ def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument(
         "--depth-scale", type=float, default=1.0, help="multiplier to metres (default: 1)"
     )
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output folder; files of these names that a previous render did not write "
+        "(no params.json beside them) are kept unless --overwrite",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace files of the output names in --out even if no render wrote them",
+    )
     p.add_argument(
         "--focal-length-mm",
         type=float,
@@ -104,6 +114,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"defocus render: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
+    problem = output_conflict(out, [Path(args.image), Path(args.depth)], args.overwrite)
+    if problem:
+        print(f"defocus render: {problem}", file=sys.stderr)
+        return 2
     write_image(out / "blurred.png", sample["blurred"])
     write_image(out / "binary.png", sample["binary"].astype(np.uint8) * 255)
     for name in ("sigma", "coc"):
@@ -117,3 +131,25 @@ def run(args: argparse.Namespace) -> int:
         f"{params['n_layers']} layers)"
     )
     return 0
+
+
+#: the files a render writes into --out
+OUTPUT_NAMES = ("blurred.png", "binary.png", "sigma.npy", "coc.npy", "params.json")
+
+
+def output_conflict(out: Path, inputs: list[Path], overwrite: bool) -> str:
+    """Why writing a render into ``out`` would lose a user's file ("" when it would not): an
+    output name that is one of the inputs (never written over), or that exists where no
+    previous render wrote (no ``params.json``), unless ``overwrite``."""
+    targets = [out / n for n in OUTPUT_NAMES]
+    for t in targets:
+        for i in inputs:
+            if t.exists() and i.exists() and t.resolve() == i.resolve():
+                return f"{t} is an input of this render; choose another --out"
+    existing = [t.name for t in targets if t.exists()]
+    if existing and not overwrite and not (out / "params.json").is_file():
+        return (
+            f"{out} already holds {', '.join(existing)} that no render wrote; choose another "
+            "--out, or pass --overwrite to replace them"
+        )
+    return ""
