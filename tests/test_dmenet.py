@@ -28,12 +28,7 @@ W = 1 / 16  # channel multiplier of every test network
 TINY = {"width": W, "pretrained": False, "batch_size": 2, "crop": 32, "ckpt_every": 1000}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _batch(n=2, size=32, seed=0):

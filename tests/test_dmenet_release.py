@@ -25,12 +25,7 @@ BIN = "main_net/binary_net/"
 DIS = "discriminator/feature/"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def model_py_layers(width=1.0):
