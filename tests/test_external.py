@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 import pytest
 
+from defocus.config import ConfigError, external_config_errors, validate
 from defocus.evaluate.evaluate import evaluate_file, write_outputs
 from defocus.evaluate.tables import table1
 from defocus.external import (
@@ -22,7 +23,6 @@ from defocus.external import (
     ExternalMapsWarning,
     configure_parser,
     export_maps,
-    external_config_errors,
     import_maps,
     read_index_map,
     read_map_file,
@@ -331,12 +331,29 @@ def test_external_config_errors(tmp_path):
     bad = {
         "external_methods": {
             "lbp": {"maps": {"cuhk": "x"}},
-            "e2": {"maps": {}, "polarity": "black", "index_map": str(tmp_path / "none")},
+            "e2": {"maps": {"cuhk": "x"}, "index_map": str(tmp_path / "none")},
         }
     }
     errors = " ".join(external_config_errors(bad, ["lbp"]))
-    assert "lbp: name is also" in errors and "polarity" in errors
-    assert "index_map" in errors and "e2.maps" in errors
+    assert "lbp: name is also" in errors and "e2.index_map" in errors
+
+
+@pytest.mark.parametrize(
+    ("entry", "key"),
+    [
+        ({"maps": {}}, "e2.maps"),
+        ({"maps": {"cuhk": "x"}, "polarity": "black"}, "e2.polarity"),
+        ({"maps": {"cuhk": "x"}, "interpolation": "lanczos"}, "e2.interpolation"),
+        ({"polarity": "white_sharp"}, "e2"),
+    ],
+)
+def test_external_entries_checked_by_the_schema(entry, key):
+    cfg = {"test_sets": ["cuhk"], "methods": {"run": ["lbp"]}, "external_methods": {"e2": entry}}
+    with pytest.raises(ConfigError, match=rf"external_methods\.{key}\b"):
+        validate(cfg)
+    cfg = {"test_sets": ["cuhk"], "methods": {"run": ["lbp"]}, "external_methods": {"a@b": {}}}
+    with pytest.raises(ConfigError, match="external_methods"):
+        validate(cfg)
 
 
 def test_subset_file_through_evaluate_file(tmp_path):

@@ -301,3 +301,31 @@ def config_errors(
                     f"config key external_methods.{name}.maps.{dataset}: no such folder {folder}"
                 )
     return errors
+
+
+def external_config_errors(config: dict[str, Any], method_names: list[str]) -> list[str]:
+    """Cross-checks of a validated ``external_methods`` section (empty list when fine).
+
+    The schema checks each entry's form (name pattern, ``maps`` given, ``polarity`` and
+    ``interpolation`` values); this checks what it cannot: that no external name is also a
+    registered method or a ``methods.run`` name (``method_names``), and that every
+    ``index_map`` is a built-in (:data:`defocus.external.INDEX_MAPS`) or an
+    existing file. Called from ``workflow/rules/common.smk`` so a bad entry fails before any
+    rule runs.
+    """
+    from defocus.external import INDEX_MAPS
+    from defocus.methods.registry import available
+    from defocus.methods.spec import base_name
+
+    errors = []
+    taken = set(method_names) | set(available())
+    for name, entry in (config.get("external_methods") or {}).items():
+        if name in taken or base_name(name) in taken:
+            errors.append(f"external_methods.{name}: name is also a registered method")
+        idx = (entry or {}).get("index_map")
+        if idx and idx not in INDEX_MAPS and not Path(idx).is_file():
+            errors.append(
+                f"external_methods.{name}.index_map {idx!r}: not {sorted(INDEX_MAPS)} "
+                "and no such file"
+            )
+    return errors

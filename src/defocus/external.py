@@ -786,38 +786,3 @@ def _plain(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
-
-
-def external_config_errors(config: Mapping[str, Any], method_names: list[str]) -> list[str]:
-    """Problems of the ``external_methods`` config section (empty list when fine).
-
-    Checks that no external name is also a registered/run method name, that every polarity,
-    interpolation and index map is valid, and that index-map files exist. Called from
-    ``workflow/rules/common.smk`` so a bad entry fails before any rule runs.
-    """
-    errors = []
-    from defocus.methods.registry import available
-    from defocus.methods.spec import base_name
-
-    taken = set(method_names) | set(available())
-    for name, entry in (config.get("external_methods") or {}).items():
-        if name in taken or base_name(name) in taken:
-            errors.append(f"external_methods.{name}: name is also a registered method")
-        if not _NAME_RE.match(name) or "@" in name:
-            errors.append(f"external_methods.{name}: use letters, digits, _.+- only")
-        entry = entry or {}
-        if entry.get("polarity", "white_blurred") not in POLARITIES:
-            errors.append(f"external_methods.{name}.polarity must be one of {POLARITIES}")
-        if entry.get("interpolation", "bilinear") not in INTERPOLATIONS:
-            errors.append(
-                f"external_methods.{name}.interpolation must be one of {sorted(INTERPOLATIONS)}"
-            )
-        idx = entry.get("index_map")
-        if idx and idx not in INDEX_MAPS and not Path(idx).is_file():
-            errors.append(
-                f"external_methods.{name}.index_map {idx!r}: not {sorted(INDEX_MAPS)} "
-                "and no such file"
-            )
-        if not entry.get("maps"):
-            errors.append(f"external_methods.{name}.maps: name at least one dataset -> folder")
-    return errors

@@ -49,7 +49,7 @@ NOT_EXTERNAL = rf"(?!(?:{alternatives(EXTERNAL)})/)[^/]+"
 
 
 def _check_external():
-    from defocus.external import external_config_errors
+    from defocus.config import external_config_errors
 
     errors = external_config_errors(config, METHODS)
     if errors:
