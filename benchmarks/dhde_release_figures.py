@@ -19,7 +19,7 @@ this package's features:
 
 Inputs: ``--weights``, the release ``.caffemodel`` (sha256-checked by
 ``snakemake --configfile=config/paper.yaml resources/weights/dhde/release.caffemodel``, or
-``defocus.methods.dhde.fetch_release_weights``; it needs the network) or a DHDE checkpoint
+``defocus.releases.fetch("dhde", dest)``; it needs the network) or a DHDE checkpoint
 (``model.pt``); ``--patches``, patch files of the patches rule. Nothing is written.
 """
 

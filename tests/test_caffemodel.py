@@ -1,4 +1,5 @@
-"""The DHDE release model: .caffemodel reader, conversion to DHDENet, verified download.
+"""The DHDE release model: .caffemodel reader, conversion to DHDENet, verified download (the
+``dhde`` entry of the release registry).
 
 The real file (507 KB, github zzangjinsun/DHDE_CVPR17) cannot be fetched here, so the tests
 write .caffemodel files themselves with a small protobuf encoder (caffe.proto field numbers)
@@ -16,7 +17,6 @@ import torch
 
 from defocus.io.caffemodel import CaffeModelError, read_caffemodel
 from defocus.methods.dhde import DHDE, DHDENet, release_state_dict
-from defocus.methods.dhde import release as dhde
 
 
 # -- a minimal protobuf writer ------------------------------------------------------------
@@ -182,23 +182,29 @@ def test_weights_replace_training_and_load_directly(tmp_path):
 
 
 # -- download -----------------------------------------------------------------------------
-def test_release_download_verifies_the_sha256(tmp_path, serve_dir, monkeypatch):
+def test_release_download_verifies_the_sha256(tmp_path, serve_dir):
+    import dataclasses
     import hashlib
 
     from defocus.datasets.download import DownloadError
+    from defocus.releases import fetch, get_release
 
+    entry = get_release("dhde")
     srv = tmp_path / "srv"
     srv.mkdir()
-    good = _write(srv / dhde.RELEASE_FNAME, _release_like(np.random.default_rng(4)))
+    good = _write(srv / entry.fname, _release_like(np.random.default_rng(4)))
     base = serve_dir(srv)
-    monkeypatch.setattr(dhde, "RELEASE_URL", f"{base}/{dhde.RELEASE_FNAME}")
+    served = dataclasses.replace(entry, urls=(f"{base}/{entry.fname}",))
     # the pinned sha256 is the real file's: this one is refused, and nothing is left behind
     with pytest.raises(DownloadError, match="checksum mismatch.*DHDE release weights"):
-        dhde.fetch_release_weights(tmp_path / "w1", progress=False)
-    assert not any((tmp_path / "w1").iterdir())
-    monkeypatch.setattr(dhde, "RELEASE_SHA256", hashlib.sha256(good.read_bytes()).hexdigest())
-    got = dhde.fetch_release_weights(tmp_path / "w2", progress=False)
-    assert got.read_bytes() == good.read_bytes()
-    monkeypatch.setattr(dhde, "RELEASE_URL", f"{base}/missing.caffemodel")
-    with pytest.raises(DownloadError, match="download failed"):
-        dhde.fetch_release_weights(tmp_path / "w3", progress=False)
+        fetch(served, tmp_path / "w1" / "release.caffemodel", progress=False)
+    assert not any((tmp_path / "w1").rglob("*.*"))
+    digest = hashlib.sha256(good.read_bytes()).hexdigest()
+    got = fetch(
+        dataclasses.replace(served, sha256=digest), tmp_path / "w2" / "m.caffemodel", None, False
+    )
+    assert got == tmp_path / "w2" / "m.caffemodel" and got.read_bytes() == good.read_bytes()
+    assert release_state_dict(got).keys() == DHDENet().state_dict().keys()
+    missing = dataclasses.replace(served, urls=(f"{base}/missing.caffemodel",))
+    with pytest.raises(DownloadError, match="download failed.*methods.params.dhde.weights"):
+        fetch(missing, tmp_path / "w3" / "release.caffemodel", progress=False)

@@ -13,11 +13,15 @@ import torch
 from defocus.methods.base import MethodError
 from defocus.methods.dmenet import Discriminator, DMENet, DMENetModel
 from defocus.methods.dmenet_release import (
-    RELEASE_NPZ,
     ReleaseCheckpointError,
     expected_variables,
     release_state_dict,
 )
+from defocus.releases import get_release
+
+#: the release's zip and the checkpoint in it (registry entry ``dmenet``)
+RELEASE_ZIP = get_release("dmenet").fname
+RELEASE_NPZ = get_release("dmenet").member
 
 ENC = "main_net/defocus_net/encoder/"
 DEC = "main_net/defocus_net/decoder/"
@@ -269,7 +273,7 @@ def test_residual_block_and_discriminator_equal_numpy(small):
     full = _np_conv(xp, k, 0.0, 0)[::2, ::2]
     want = _np_bn(full, arr, f"{DIS}h0/b1", True)
     with torch.no_grad():
-        from defocus.methods.dmenet import _pad_same
+        from defocus.methods.dmenet.layers import _pad_same
 
         got = disc.layers[0](_pad_same(x, 4, 2))[0].numpy().transpose(1, 2, 0)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
@@ -315,7 +319,7 @@ def test_release_zip_download_is_verified_and_unpacked(tmp_path, serve_dir):
     import zipfile
 
     from defocus.datasets.download import DownloadError
-    from defocus.methods.dmenet_release import RELEASE_ZIP, fetch_release_npz
+    from defocus.releases import fetch
 
     site = tmp_path / "site"
     site.mkdir()
@@ -325,18 +329,18 @@ def test_release_zip_download_is_verified_and_unpacked(tmp_path, serve_dir):
     digest = hashlib.sha256((site / RELEASE_ZIP).read_bytes()).hexdigest()
     base = serve_dir(site)
     out = tmp_path / "weights" / "release.npz"
-    got = fetch_release_npz(out, {"base_url": base, "sha256": {RELEASE_ZIP: digest}}, False)
+    got = fetch("dmenet", out, {"base_url": base, "sha256": {RELEASE_ZIP: digest}}, False)
     assert got == out and np.load(out)[f"{DEC}uf/c3/kernel:0"].shape == (3, 3, 2, 1)
     # a wrong pin: nothing written, the message says where to put the file by hand
     bad = {"base_url": base, "sha256": {RELEASE_ZIP: "0" * 64}}
-    with pytest.raises(DownloadError, match="DMENet_BDCS.zip"):
-        fetch_release_npz(tmp_path / "w2" / "release.npz", bad, False)
+    with pytest.raises(DownloadError, match="put DMENet_BDCS.zip.*methods.params.dmenet.weights"):
+        fetch("dmenet", tmp_path / "w2" / "release.npz", bad, False)
     assert not (tmp_path / "w2" / "release.npz").exists()
     # a zip without the checkpoint
     with zipfile.ZipFile(site / RELEASE_ZIP, "w") as zf:
         zf.writestr("readme.txt", "no weights here")
     with pytest.raises(DownloadError, match="expected one DMENet_BDCS.npz"):
-        fetch_release_npz(tmp_path / "w3" / "release.npz", {"base_url": base}, False)
+        fetch("dmenet", tmp_path / "w3" / "release.npz", {"base_url": base}, False)
 
 
 def _vgg19_npy(path, width, seed=0):
@@ -394,7 +398,6 @@ def test_workflow_fetches_converts_and_scores_the_release(root, tmp_path, serve_
     import yaml
 
     from defocus.io.image import write_image
-    from defocus.methods.dmenet_release import RELEASE_ZIP
 
     site = tmp_path / "site"
     site.mkdir()

@@ -221,9 +221,11 @@ def test_fetch_release_uses_the_mirror_and_its_pin(tmp_path, serve_dir, caplog):
     got = dl.fetch_release(remote, tmp_path / "a", entry, "demo", progress=False)
     assert got.read_bytes() == payload
     # without the pin the release's own digest is checked: refused, nothing left behind
-    with pytest.raises(DownloadError, match="checksum mismatch"):
+    with pytest.raises(DownloadError, match="checksum mismatch") as e:
         dl.fetch_release(remote, tmp_path / "b", {"base_url": entry["base_url"]}, "demo", False)
     assert list((tmp_path / "b").iterdir()) == []
+    # a release is not a dataset: no datasets.<name>.root hint (the caller names its own)
+    assert "(release demo, file model.bin)" in str(e.value) and "datasets." not in str(e.value)
     # no pin anywhere: the digest to pin is logged under the releases section
     unpinned = registry.RemoteFile("http://127.0.0.1:9/x/model.bin", "model.bin")
     with caplog.at_level(logging.WARNING, logger="defocus.datasets.download"):

@@ -265,13 +265,14 @@ def build_rtf(m: Miniatures, rng: np.random.Generator) -> None:
     savemat(m.rtf_conversion, {"convertion": np.stack([sigma, 0.5 + 0.8 * sigma], axis=1)})
     m.counts["rtf"] = {"test": len(RTF_NAMES)}
     # the same table served at DMENet's repository path (rule fetch_rtf_conversion)
-    from defocus.datasets.dmenet_release import RTF_CONVERSION_FNAME, RTF_CONVERSION_URL
+    from defocus.releases import get_release
 
-    url_dir = _url_dir(RTF_CONVERSION_URL)
-    served = m.serve_root / url_dir / RTF_CONVERSION_FNAME
+    table = get_release("rtf_conversion")
+    url_dir = _url_dir(table.urls[0])
+    served = m.serve_root / url_dir / table.fname
     _write(served, m.rtf_conversion.read_bytes())
     m.url_dirs["rtf_conversion"] = url_dir
-    m.sha256["rtf_conversion"] = {RTF_CONVERSION_FNAME: _sha(served)}
+    m.sha256["rtf_conversion"] = {table.fname: _sha(served)}
 
 
 def build_sintel(m: Miniatures, rng: np.random.Generator) -> None:
@@ -408,14 +409,15 @@ def build_dhde_weights(m: Miniatures, rng: np.random.Generator) -> None:
     from test_caffemodel import _release_like
     from test_caffemodel import _write as write_caffemodel
 
-    from defocus.methods.dhde import RELEASE_FNAME, RELEASE_URL
+    from defocus.releases import get_release
 
-    url_dir = _url_dir(RELEASE_URL)
-    path = m.serve_root / url_dir / RELEASE_FNAME
+    release = get_release("dhde")
+    url_dir = _url_dir(release.urls[0])
+    path = m.serve_root / url_dir / release.fname
     path.parent.mkdir(parents=True, exist_ok=True)
     write_caffemodel(path, _release_like(rng))
     m.url_dirs["dhde"] = url_dir
-    m.sha256["dhde"] = {RELEASE_FNAME: _sha(path)}
+    m.sha256["dhde"] = {release.fname: _sha(path)}
 
 
 def _zip_stored(path: Path, members: dict[str, Path]) -> None:
@@ -435,16 +437,17 @@ def build_dmenet_weights(m: Miniatures, rng: np.random.Generator) -> None:
     pickled {layer: [W, b]} dict), random values, served at the release's URL paths."""
     from test_dmenet_release import _vgg19_npy, model_py_variables
 
-    from defocus.methods import dmenet_release as rel
+    from defocus.releases import get_release
 
     tmp = m.data_dir / "dmenet-weights"
     tmp.mkdir(parents=True, exist_ok=True)
-    npz, npy = tmp / rel.RELEASE_NPZ, tmp / rel.VGG19_NPY
+    dmenet, vgg19 = get_release("dmenet"), get_release("vgg19")
+    npz, npy = tmp / dmenet.member, tmp / vgg19.member
     np.savez(npz, **model_py_variables(1.0, seed=int(rng.integers(1 << 31))))
     _vgg19_npy(npy, 1.0, seed=int(rng.integers(1 << 31)))
     for key, urls, zip_name, member, src in (
-        ("dmenet", rel.RELEASE_URLS, rel.RELEASE_ZIP, "DMENet_BDCS/checkpoint/", npz),
-        ("vgg19", rel.VGG19_URLS, rel.VGG19_ZIP, "vgg19/", npy),
+        ("dmenet", dmenet.urls, dmenet.fname, "DMENet_BDCS/checkpoint/", npz),
+        ("vgg19", vgg19.urls, vgg19.fname, "vgg19/", npy),
     ):
         url_dir = _url_dir(urls[0])
         path = m.serve_root / url_dir / zip_name

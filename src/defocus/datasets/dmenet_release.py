@@ -52,6 +52,7 @@ from defocus.datasets.readers import (
     to_blurred_mask,
 )
 from defocus.io.image import read_gray, read_image, write_image
+from defocus.releases import get_release
 
 log = logging.getLogger(__name__)
 
@@ -269,39 +270,22 @@ def read_release_part(
 
 
 #: DMENet's RTF conversion table (evaluation/RTF/convertion.mat: column 1 Gaussian sigma,
-#: column 2 RTF blurMap value, 23 rows, sigma 0.3 .. 3.275); sha256 of the file at commit
-#: d844e5a6ad3e7a1c9157d50935de1a6eb6bc4bf8 of github codeslake/DMENet
-RTF_CONVERSION_URL = (
-    "https://github.com/codeslake/DMENet/raw/d844e5a6ad3e7a1c9157d50935de1a6eb6bc4bf8/"
-    "evaluation/RTF/convertion.mat"
-)
-RTF_CONVERSION_SHA256 = "05d0021fd9b6af116b17fec5a2bff7f8ce66550f02be23555b42eebf87465d36"
-RTF_CONVERSION_FNAME = "convertion.mat"
+#: column 2 RTF blurMap value, 23 rows, sigma 0.3 .. 3.275): the ``rtf_conversion`` entry of
+#: :mod:`defocus.releases` (its URL, file name and pinned sha256)
+RTF_CONVERSION_URL = get_release("rtf_conversion").urls[0]
+RTF_CONVERSION_SHA256 = get_release("rtf_conversion").sha256
+RTF_CONVERSION_FNAME = get_release("rtf_conversion").fname
 
 
 def fetch_rtf_conversion(
     dest: str | Path, entry: dict | None = None, progress: bool = True
 ) -> Path:
-    """Download DMENet's RTF conversion table (verified sha256) to ``dest`` atomically.
+    """Download DMENet's RTF conversion table (verified sha256) to ``dest`` atomically
+    (:func:`defocus.releases.fetch` of the ``rtf_conversion`` entry).
 
     ``entry``: config ``releases.rtf_conversion`` (``base_url``: a mirror serving
     ``convertion.mat``; ``sha256: {convertion.mat: ...}``: its pin), as the other releases.
     """
-    import os
+    from defocus.releases import fetch
 
-    from defocus.datasets.download import DownloadError, fetch_release
-    from defocus.datasets.registry import RemoteFile
-
-    dest = Path(dest)
-    remote = RemoteFile(
-        RTF_CONVERSION_URL, RTF_CONVERSION_FNAME, RTF_CONVERSION_SHA256, 325, unpack=False
-    )
-    try:
-        got = fetch_release(remote, dest.parent / "download", entry, "rtf_conversion", progress)
-    except DownloadError as err:
-        raise DownloadError(
-            f"{err} Or copy evaluation/RTF/convertion.mat of github codeslake/DMENet to {dest} "
-            "and set datasets.rtf.conversion to its path."
-        ) from err
-    os.replace(got, dest)  # same file system: atomic
-    return dest
+    return fetch("rtf_conversion", dest, entry, progress)

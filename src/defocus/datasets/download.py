@@ -113,10 +113,12 @@ def download_file(
                 p.unlink(missing_ok=True)
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         what = "checksum mismatch" if isinstance(err, ValueError) else "download failed"
-        raise DownloadError(
-            f"{what} for {remote.url} (dataset {name or '?'}, file {remote.fname}): {reason}. "
-            + _local_hint(name or "<name>")
-        ) from err
+        # a release's caller says where its file goes by hand (defocus.releases.fetch)
+        kind, hint = ("dataset", " " + _local_hint(name or "<name>"))
+        if section != "datasets":
+            kind, hint = "release", ""
+        where = f"{kind} {name or '?'}, file {remote.fname}"
+        raise DownloadError(f"{what} for {remote.url} ({where}): {reason}." + hint) from err
     local = Path(local)
     digest = expected or sha256_file(local)
     if not expected:

@@ -32,9 +32,10 @@ discriminator's 4x4 stride-2 convs pad ``'SAME'`` (:func:`defocus.methods.dmenet
 The encoder's input is BGR, 0-255, minus the Caffe mean (``vgg_input="caffe"``), and the
 network's output is CoC / 15 (``target="coc"``).
 
-Download: ``DMENet_BDCS.zip`` from the release README ("Download pretrained weights of
-DMENet", Dropbox and OneDrive links). No digest is published: the first download logs its
-sha256, to be pinned in config as ``releases.dmenet.sha256``.
+Download: the ``dmenet`` entry (``DMENet_BDCS.zip``, its member ``DMENet_BDCS.npz``) and the
+``vgg19`` entry (``vgg19.zip``, its member ``vgg19.npy``) of :mod:`defocus.releases`. No
+digest is published: the first download logs its sha256, to be pinned in config as
+``releases.dmenet.sha256`` / ``releases.vgg19.sha256``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from __future__ import annotations
 import logging
 import pickle
 import re
-import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -52,15 +52,6 @@ import torch
 from torch import nn
 
 log = logging.getLogger(__name__)
-
-#: release README, step 5 ("Download pretrained weights of DMENet"): Dropbox, then OneDrive
-RELEASE_URLS = (
-    "https://www.dropbox.com/s/04lg03ogsto1fmw/DMENet_BDCS.zip?dl=1",
-    "https://onedrive.live.com/download?resid=94530B7E5F49D254%21485&authkey=!AJjiWABi0E5Or_M",
-)
-RELEASE_ZIP = "DMENet_BDCS.zip"
-#: the checkpoint inside the zip (README: ``.../DMENet_BDCS/checkpoint/DMENet_BDCS.npz``)
-RELEASE_NPZ = "DMENet_BDCS.npz"
 
 ENCODER = "main_net/defocus_net/encoder/"
 DECODER = "main_net/defocus_net/decoder/"
@@ -291,81 +282,6 @@ def release_state_dict(
         log.info("%s: skipped %d variable(s) this network has no use for", path,
                  len(skipped) + len(foreign))  # fmt: skip
     return {"model": state, "disc": dstate, "skipped": skipped + foreign}
-
-
-def _fetch_zip_member(
-    urls: tuple[str, ...],
-    zip_name: str,
-    member: str,
-    dest: str | Path,
-    entry: dict | None,
-    name: str,
-    hint: str,
-    progress: bool,
-) -> Path:
-    """Download ``zip_name`` (each of ``urls`` in turn, or the mirror ``entry.base_url``),
-    verified by ``entry.sha256``, and extract its one file named ``member`` to ``dest``."""
-    from defocus.datasets.download import DownloadError, fetch_release
-    from defocus.datasets.registry import RemoteFile
-    from defocus.io.atomic import atomic_path
-
-    dest = Path(dest)
-    folder = dest.parent / "download"
-    urls = urls[:1] if (entry or {}).get("base_url") else urls
-    errors = []
-    got = None
-    for url in urls:
-        try:
-            got = fetch_release(RemoteFile(url, zip_name, None, unpack=False), folder, entry or {},
-                                name, progress)  # fmt: skip
-            break
-        except DownloadError as err:
-            errors.append(str(err))
-    if got is None:
-        raise DownloadError(
-            f"{' | '.join(errors)} Put {zip_name} (from {urls[0]}) in {folder}, or {hint}."
-        )
-    with zipfile.ZipFile(got) as zf:
-        members = [m for m in zf.namelist() if Path(m).name == member]
-        if len(members) != 1:
-            raise DownloadError(
-                f"{got}: expected one {member} in the zip, found {len(members)} "
-                f"(members: {zf.namelist()[:10]})"
-            )
-        with zf.open(members[0]) as src, atomic_path(dest) as tmp, open(tmp, "wb") as out:
-            shutil.copyfileobj(src, out)
-    return dest
-
-
-def fetch_release_npz(dest: str | Path, entry: dict | None = None, progress: bool = True) -> Path:
-    """Download ``DMENet_BDCS.zip`` (Dropbox, then OneDrive; or the mirror of config
-    ``releases.dmenet``), verify it and extract ``DMENet_BDCS.npz`` to ``dest`` atomically.
-
-    ``entry``: config ``releases.dmenet`` (``base_url``, ``sha256: {DMENet_BDCS.zip: ...}``).
-    No digest is published by the authors: without a pin the first download logs its sha256.
-    """
-    hint = f"set methods.params.dmenet.weights to a local {RELEASE_NPZ}"
-    dest = _fetch_zip_member(
-        RELEASE_URLS, RELEASE_ZIP, RELEASE_NPZ, dest, entry, "dmenet", hint, progress
-    )
-    read_npz(dest)  # a readable npz, or a clear error now rather than at conversion
-    return dest
-
-
-#: release README step 6 ("Download pretrained VGG19 weights"): Dropbox, then OneDrive
-VGG19_URLS = (
-    "https://www.dropbox.com/s/7ah1jwrmggog4q9/vgg19.zip?dl=1",
-    "https://onedrive.live.com/download?resid=94530B7E5F49D254%21489&authkey=!AC-Vfx3InXfEoZU",
-)
-VGG19_ZIP = "vgg19.zip"
-VGG19_NPY = "vgg19.npy"
-
-
-def fetch_vgg19_npy(dest: str | Path, entry: dict | None = None, progress: bool = True) -> Path:
-    """Download the release's ``vgg19.zip`` (config ``releases.vgg19``: mirror and pin, as
-    :func:`fetch_release_npz`) and extract ``vgg19.npy`` to ``dest``."""
-    hint = "set methods.params.dmenet.vgg_weights to a local vgg19.npy"
-    return _fetch_zip_member(VGG19_URLS, VGG19_ZIP, VGG19_NPY, dest, entry, "vgg19", hint, progress)
 
 
 #: the layers of ``vgg19.npy`` the release loads: every conv before ``fc6`` (``main.py`` lines

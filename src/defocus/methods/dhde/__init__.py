@@ -22,9 +22,10 @@ The feature set is one parameter, ``features``: ``fD``, ``fG``, ``fS``, ``fH`` (
 ``dhde@features=fC`` (Table 1).
 
 Package layout: :mod:`~defocus.methods.dhde.net` (the network), :mod:`~.fast` (f_C shared over
-the image at inference), :mod:`~.filter` (Eq. 6), :mod:`~.release` (the authors' Caffe model),
-:mod:`~.method` (the method class), :mod:`~.table1` (the Table 1 experiment); the propagation
-of Eqs. 7-8 is :mod:`defocus.methods.propagation`, shared with zhuo_sim and lbp.
+the image at inference), :mod:`~.filter` (Eq. 6), :mod:`~.release` (the authors' Caffe model's
+conversion; its download is the ``dhde`` entry of :mod:`defocus.releases`), :mod:`~.method`
+(the method class), :mod:`~.table1` (the Table 1 experiment); the propagation of Eqs. 7-8 is
+:mod:`defocus.methods.propagation`, shared with zhuo_sim and lbp.
 """
 
 from defocus.methods.dhde.fast import _relu_pool3, deep_features_at
@@ -37,13 +38,7 @@ from defocus.methods.dhde.method import (
     label_accuracy,
 )
 from defocus.methods.dhde.net import DEEP_DIM, DHDENet, parse_features
-from defocus.methods.dhde.release import (
-    RELEASE_FNAME,
-    RELEASE_SHA256,
-    RELEASE_URL,
-    fetch_release_weights,
-    release_state_dict,
-)
+from defocus.methods.dhde.release import release_state_dict
 from defocus.methods.dhde.table1 import PAPER_ACCURACY, RANDOM_GUESS, feature_table
 from defocus.methods.propagation import LAP_SOLVERS, LAP_TOL, matting_propagation
 
@@ -56,15 +51,11 @@ __all__ = [
     "LAP_TOL",
     "PAPER_ACCURACY",
     "RANDOM_GUESS",
-    "RELEASE_FNAME",
-    "RELEASE_SHA256",
-    "RELEASE_URL",
     "TOLERANCE",
     "_relu_pool3",
     "binary_mask",
     "deep_features_at",
     "feature_table",
-    "fetch_release_weights",
     "inv_lr",
     "label_accuracy",
     "matting_propagation",

@@ -1,5 +1,6 @@
-"""The DHDE authors' trained Caffe model: where it is, its digest, and its conversion into
-:class:`~defocus.methods.dhde.net.DHDENet` weights."""
+"""The DHDE authors' trained Caffe model converted into :class:`~defocus.methods.dhde.net.DHDENet`
+weights. Where the model is published, its digest and its download: the ``dhde`` entry of
+:mod:`defocus.releases`."""
 
 from __future__ import annotations
 
@@ -10,11 +11,6 @@ import torch
 
 from defocus.methods.dhde.net import DHDENet
 
-#: the authors' trained model: DHDE/DHDE_model.caffemodel of github.com/zzangjinsun/DHDE_CVPR17
-#: (branch master, 507,651 bytes; sha256 of the file in that repository)
-RELEASE_URL = "https://github.com/zzangjinsun/DHDE_CVPR17/raw/master/DHDE/DHDE_model.caffemodel"
-RELEASE_SHA256 = "a5f922d7622ccdd830cd02cfc0e788f3b9d3ceb038a00d7c60716ab1986ac94a"
-RELEASE_FNAME = "DHDE_model.caffemodel"
 #: Caffe layer -> DHDENet parameter prefix (DHDE_test.prototxt; fc1 has no bias, lr_mult 0)
 _CAFFE_LAYERS = {
     "conv1": "cnn.0",
@@ -61,19 +57,3 @@ def release_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                 f"{tuple(ref[key].shape)}"
             )
     return out
-
-
-def fetch_release_weights(dest_dir: str | Path, progress: bool = True) -> Path:
-    """Download the release model to ``dest_dir`` (verified sha256; no partial file)."""
-    from defocus.datasets.download import DownloadError, download_file
-    from defocus.datasets.registry import RemoteFile
-
-    remote = RemoteFile(RELEASE_URL, RELEASE_FNAME, RELEASE_SHA256, 507651, unpack=False)
-    try:
-        path, _ = download_file(remote, dest_dir, name="dhde weights", progress=progress)
-    except DownloadError as err:
-        raise DownloadError(
-            f"{err} For the DHDE release weights: put {RELEASE_FNAME} (from {RELEASE_URL}) "
-            f"in {dest_dir}, or set methods.params.dhde.weights to a local .caffemodel."
-        ) from err
-    return path
