@@ -154,7 +154,7 @@ class DHDE(Method):
         "alpha": 0.3,
         # patches per forward pass at inference (memory bound, not a paper constant)
         "predict_batch": 8192,
-        # "" = train (fit); "release" = the authors' trained model (RELEASE_URL, fetched and
+        # "" = train (fit); "release" = the authors' model (defocus.releases "dhde", fetched and
         # converted instead of training: features fB, multi-scale); or a path to a .caffemodel
         "weights": "",
     }
