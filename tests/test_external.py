@@ -16,21 +16,20 @@ import numpy as np
 import pytest
 
 from defocus.config import ConfigError, external_config_errors, validate
+from defocus.datasets.index_maps import read_index_map
 from defocus.evaluate.evaluate import evaluate_file, write_outputs
 from defocus.evaluate.tables import table1
 from defocus.external import (
-    ExternalMapsError,
     ExternalMapsWarning,
     configure_parser,
     export_maps,
     import_maps,
-    read_index_map,
-    read_map_file,
     run,
     score,
 )
 from defocus.io.image import write_image
 from defocus.io.manifest import write_manifest
+from defocus.io.maps import ExternalMapsError, read_map_file
 from defocus.io.predictions import PredictionWriter, read_attrs
 
 FAST = {"n_bootstrap": 20}

@@ -309,11 +309,11 @@ def external_config_errors(config: dict[str, Any], method_names: list[str]) -> l
     The schema checks each entry's form (name pattern, ``maps`` given, ``polarity`` and
     ``interpolation`` values); this checks what it cannot: that no external name is also a
     registered method or a ``methods.run`` name (``method_names``), and that every
-    ``index_map`` is a built-in (:data:`defocus.external.INDEX_MAPS`) or an
+    ``index_map`` is a built-in (:data:`defocus.datasets.index_maps.INDEX_MAPS`) or an
     existing file. Called from ``workflow/rules/common.smk`` so a bad entry fails before any
     rule runs.
     """
-    from defocus.external import INDEX_MAPS
+    from defocus.datasets.index_maps import INDEX_MAPS
     from defocus.methods.registry import available
     from defocus.methods.spec import base_name
 

@@ -7,32 +7,18 @@ the same ``evaluate`` rule and land in the same tables as the methods run here.
 :func:`export_maps` does the reverse (a prediction file -> a folder of PNGs, 255 = blurred);
 :func:`score` is the one-call version behind ``defocus score``.
 
+Reading one map file (8/16-bit, float, colour -> BT.601 luma, polarity, resizing) is
+:mod:`defocus.io.maps`; result names -> ids (``btbnet_cuhk`` and ``<result name>--<image
+file>`` files) is :mod:`defocus.datasets.index_maps`.
+
 Matching maps to ids
 --------------------
 A map matches the manifest id whose name equals the file's stem, case-insensitively, for
-any of the extensions in :data:`MAP_EXTENSIONS` (so ``OUT_OF_FOCUS0037.PNG`` matches id
-``out_of_focus0037``). With an *index map* the stem is first translated: ``btbnet_cuhk``
-is the BTBNet CUHK test split shipped with the package (``N.bmp--<CUHK file>``, see
-``defocus/datasets/splits/cuhk_btbnet_test.txt`` and DATASETS.md section 3), which maps
-the result names ``1.bmp`` ... ``100.bmp`` of BTBNet/DeFusionNet-style folders to CUHK
-ids; a path names a text file in the same ``<result name>--<image file>`` format.
-
-Reading and converting
-----------------------
-8-bit maps are divided by 255, 16-bit by 65535, float TIFFs must lie in [0, 1]. Colour
-maps whose channels are equal give that channel; otherwise luminance
-``0.299 R + 0.587 G + 0.114 B`` (ITU-R BT.601, as MATLAB ``rgb2gray`` and OpenCV
-``COLOR_BGR2GRAY``); an alpha channel is dropped. ``polarity="white_sharp"`` maps are
-inverted (``1 - map``) so that 1 = blurred, the project's convention.
-
-Maps whose size differs from the GT mask are resized to it with bilinear interpolation by
-default (``cv2.INTER_LINEAR``, half-pixel centres). Bilinear is the choice because a blur
-map is a continuous score: every output value is a convex combination of input values, so
-the range [0, 1] and the ordering of flat regions are kept (bicubic and Lanczos overshoot
-at edges and must be clipped), it does not make the blocky edges of nearest-neighbour,
-and it is OpenCV's ``cv2.resize`` default, so a user resizing by hand most likely gets the
-same values. ``nearest``, ``bicubic`` (clipped to [0, 1]) and ``area`` (better for large
-downscales: bilinear samples only 2x2 pixels and aliases) are available.
+any of the extensions in :data:`~defocus.io.maps.MAP_EXTENSIONS` (so
+``OUT_OF_FOCUS0037.PNG`` matches id ``out_of_focus0037``). With an *index map*
+(:func:`~defocus.datasets.index_maps.read_index_map`) the stem is first translated, e.g.
+``btbnet_cuhk`` maps the result names ``1.bmp`` ... ``100.bmp`` of BTBNet/DeFusionNet-style
+folders to CUHK ids.
 
 Prediction file of an import
 ----------------------------
@@ -57,32 +43,26 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Mapping
-from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import numpy as np
+from defocus.io.maps import (
+    INTERPOLATIONS,
+    MAP_EXTENSIONS,
+    POLARITIES,
+    ExternalMapsError,
+    decode_map,
+    resize_map,
+)
 
 log = logging.getLogger(__name__)
 
-#: file extensions read as maps (matched case-insensitively)
-MAP_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-POLARITIES = ("white_blurred", "white_sharp")
-#: name -> OpenCV interpolation flag (see the module docstring for the default)
-INTERPOLATIONS = {"bilinear": 1, "nearest": 0, "bicubic": 2, "area": 3}
 #: export rounding: ``nearest`` = rint(255 map); ``floor`` = the threshold index of the
 #: k/255 sweep (:func:`defocus.evaluate.metrics.quantise`)
 ROUNDINGS = ("nearest", "floor")
 EXPORT_FORMATS = ("png", "bmp", "tif")
-#: built-in index maps (name -> file shipped in ``defocus.datasets``)
-INDEX_MAPS = {"btbnet_cuhk": "splits/cuhk_btbnet_test.txt"}
 #: device attribute of imported prediction files (tables mark these rows ``external``)
 EXTERNAL_DEVICE = "external"
-
-
-class ExternalMapsError(ValueError):
-    """A folder of released maps cannot be scored (missing, unreadable or ambiguous maps)."""
 
 
 class ExternalMapsWarning(UserWarning):
@@ -93,152 +73,6 @@ def _short(items: list[str], n: int = 20) -> str:
     items = list(items)
     head = ", ".join(items[:n])
     return head + (f", ... ({len(items) - n} more)" if len(items) > n else "")
-
-
-# --------------------------------------------------------------------------------------
-# index maps
-# --------------------------------------------------------------------------------------
-
-
-def read_index_map(spec: str | os.PathLike | None) -> dict[str, str]:
-    """Result-file stem -> image id stem, both lower-cased.
-
-    Parameters
-    ----------
-    spec : None, ``"btbnet_cuhk"`` or path
-        ``None`` gives an empty mapping; a name of :data:`INDEX_MAPS` reads the file shipped
-        with the package; a path reads a text file of lines ``<result name>--<image file>``
-        (e.g. ``1.bmp--out_of_focus0037.jpg``; blank lines and ``#`` comments skipped).
-        Extensions on either side are dropped.
-
-    Raises
-    ------
-    ExternalMapsError
-        If the file is missing, a line has no ``--``, or a result name appears twice.
-    """
-    if spec is None or spec == "":
-        return {}
-    if str(spec) in INDEX_MAPS:
-        text = resources.files("defocus.datasets").joinpath(INDEX_MAPS[str(spec)]).read_text()
-        where = f"index map {spec!r}"
-    else:
-        path = Path(spec)
-        if not path.is_file():
-            raise ExternalMapsError(
-                f"index map {spec!r} is neither a built-in ({sorted(INDEX_MAPS)}) nor a file"
-            )
-        text = path.read_text()
-        where = f"index map {path}"
-    out: dict[str, str] = {}
-    for n, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if "--" not in line:
-            raise ExternalMapsError(
-                f"{where}, line {n}: expected '<result name>--<image file>', got {raw!r}"
-            )
-        left, right = (s.strip() for s in line.split("--", 1))
-        key, value = Path(left).stem.lower(), Path(right).stem.lower()
-        if not key or not value:
-            raise ExternalMapsError(f"{where}, line {n}: empty name in {raw!r}")
-        if key in out and out[key] != value:
-            raise ExternalMapsError(f"{where}: result name {left!r} appears twice (line {n})")
-        out[key] = value
-    return out
-
-
-# --------------------------------------------------------------------------------------
-# reading one map
-# --------------------------------------------------------------------------------------
-
-
-def read_map_file(path: str | os.PathLike) -> np.ndarray:
-    """Read one released map as float32 (H, W) in [0, 1] (file polarity, no inversion).
-
-    uint8 / 255, uint16 / 65535, float in [0, 1] kept; colour -> the channel when all are
-    equal, else BT.601 luminance; alpha dropped.
-
-    Raises
-    ------
-    ExternalMapsError
-        Naming the file when it cannot be decoded or has an unsupported dtype or range.
-    """
-    return _read(Path(path))[0]
-
-
-def _read(path: Path, invert: bool = False) -> tuple[np.ndarray, np.dtype]:
-    """The map as float32 in [0, 1] (``1 - map`` with ``invert``) and the file's dtype.
-
-    Integer maps are inverted as integers (``255 - k``), so an inverted 8-bit value is
-    exactly ``np.float32((255 - k) / 255)``, on a threshold of the k/255 sweep.
-    """
-    import cv2
-    import numpy as np
-
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as e:
-        raise ExternalMapsError(f"cannot read map file {path}: {e}") from None
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if img is None:
-        raise ExternalMapsError(f"cannot decode map file (corrupt or unsupported): {path}")
-    dtype = img.dtype
-    if img.ndim == 3:
-        c = img.shape[2]
-        if c in (2, 4):
-            img = img[..., : c - 1]  # drop alpha
-        if img.shape[2] == 1:
-            img = img[..., 0]
-        else:
-            b, g, r = img[..., 0], img[..., 1], img[..., 2]  # OpenCV decodes colour as BGR
-            if np.array_equal(b, g) and np.array_equal(g, r):
-                img = b
-            else:  # ITU-R BT.601 luma, as MATLAB rgb2gray / cv2.COLOR_BGR2GRAY
-                f = img.astype(np.float64)
-                img = (0.299 * f[..., 2] + 0.587 * f[..., 1] + 0.114 * f[..., 0]).astype(np.float32)
-    if img.ndim != 2:
-        raise ExternalMapsError(f"{path}: expected a greyscale or colour map, got {img.shape}")
-    if dtype in (np.uint8, np.uint16):
-        top = 255.0 if dtype == np.uint8 else 65535.0
-        img = img.astype(np.float32)  # integers, or luma in [0, top]
-        return _scaled(top - img if invert else img, top, path), dtype
-    if np.issubdtype(dtype, np.floating):
-        m = _scaled(img, None, path)
-        return (np.float32(1) - m if invert else m), dtype
-    raise ExternalMapsError(
-        f"{path}: map dtype {dtype} not understood; expected 8- or 16-bit, or float in [0, 1]"
-    )
-
-
-def _scaled(img: np.ndarray, scale: float | None, path: Path) -> np.ndarray:
-    import numpy as np
-
-    if scale is None:  # float data must already be in [0, 1]
-        m = img.astype(np.float32)
-        if not np.all(np.isfinite(m)) or m.min() < 0 or m.max() > 1:
-            raise ExternalMapsError(
-                f"{path}: a float map must be finite and in [0, 1], "
-                f"got range [{np.nanmin(m):.4g}, {np.nanmax(m):.4g}]"
-            )
-        return m
-    # float32(k) / float32(255) is the correctly rounded float32 of k/255: an 8-bit value k
-    # lies exactly on the threshold t_k of the k/255 sweep
-    return np.asarray(img, np.float32) / np.float32(scale)
-
-
-def resize_map(m: np.ndarray, shape: tuple[int, int], interpolation: str = "bilinear"):
-    """Resize a float map to ``shape`` (H, W); values clipped to [0, 1]."""
-    if interpolation not in INTERPOLATIONS:
-        raise ValueError(
-            f"unknown interpolation {interpolation!r}; expected one of {sorted(INTERPOLATIONS)}"
-        )
-    import cv2
-    import numpy as np
-
-    h, w = int(shape[0]), int(shape[1])
-    out = cv2.resize(m, (w, h), interpolation=INTERPOLATIONS[interpolation])
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------
@@ -261,7 +95,7 @@ def match_maps(
         ``.DS_Store``, ``.npy``) are ignored.
     ids : list of str
         The ids to score (the manifest's test split).
-    index_map : see :func:`read_index_map`
+    index_map : see :func:`defocus.datasets.index_maps.read_index_map`
     other_ids : list of str
         Ids of the other splits of the manifest: files that match them are returned apart.
 
@@ -284,6 +118,8 @@ def match_maps(
     maps_dir = Path(maps_dir)
     if not maps_dir.is_dir():
         raise ExternalMapsError(f"maps folder not found: {maps_dir}")
+    from defocus.datasets.index_maps import read_index_map
+
     translate = read_index_map(index_map)
     by_key = {i.lower(): i for i in ids}
     if len(by_key) != len(ids):
@@ -351,7 +187,8 @@ def import_maps(
     polarity : ``"white_blurred"`` or ``"white_sharp"``
         Which end of the map is blurred in the files; ``white_sharp`` maps are inverted.
     index_map : None, ``"btbnet_cuhk"`` or path
-        Translation of result names to ids (:func:`read_index_map`).
+        Translation of result names to ids
+        (:func:`defocus.datasets.index_maps.read_index_map`).
     allow_subset : bool
         Score the ids that have a map when some are missing (the file records
         ``subset=True``, ``n_missing`` and ``missing_ids``); otherwise missing maps are an
@@ -448,7 +285,7 @@ def import_maps(
                 continue
             path = matched[row.id]
             try:
-                m, dtype = _read(path, invert=polarity == "white_sharp")
+                m, dtype = decode_map(path, invert=polarity == "white_sharp")
             except ExternalMapsError as e:
                 raise ExternalMapsError(f"unreadable map for id {row.id!r}: {e}") from None
             lo, hi = float(m.min()), float(m.max())
