@@ -22,11 +22,11 @@ from defocus.evaluate.tables import table1
 from defocus.external import (
     ExternalMapsWarning,
     configure_parser,
-    export_maps,
     import_maps,
     run,
     score,
 )
+from defocus.io.export import export_maps
 from defocus.io.image import write_image
 from defocus.io.manifest import write_manifest
 from defocus.io.maps import ExternalMapsError, read_map_file

@@ -1,6 +1,6 @@
 """Rule export_maps: the maps of a prediction file as a folder of PNGs (255 = blurred)."""
 
-from defocus.external import export_maps
+from defocus.io.export import export_maps
 from defocus.logs import rule_log
 
 with rule_log(snakemake.log[0]) as log:  # noqa: F821
