@@ -1,4 +1,6 @@
-"""Tests of defocus.external: scoring released result maps under the project's protocol.
+"""Tests of released result maps: reading (defocus.io.maps), index maps
+(defocus.datasets.index_maps), import (defocus.external), export (defocus.io.export),
+scoring (defocus.evaluate.score, ``defocus score``) and the config checks.
 
 Expected values are computed by hand from maps small enough to count (2x4 pixels), or are
 exact arrays (bilinear 2x upscaling with half-pixel centres: source column x maps to
@@ -15,17 +17,13 @@ import h5py
 import numpy as np
 import pytest
 
+from defocus.cli import configure_score_parser, run_score
 from defocus.config import ConfigError, external_config_errors, validate
 from defocus.datasets.index_maps import read_index_map
 from defocus.evaluate.evaluate import evaluate_file, write_outputs
+from defocus.evaluate.score import score
 from defocus.evaluate.tables import table1
-from defocus.external import (
-    ExternalMapsWarning,
-    configure_parser,
-    import_maps,
-    run,
-    score,
-)
+from defocus.external import ExternalMapsWarning, import_maps
 from defocus.io.export import export_maps
 from defocus.io.image import write_image
 from defocus.io.manifest import write_manifest
@@ -297,12 +295,12 @@ def test_nan_seconds_through_evaluate_and_tables(tmp_path):
 def test_cli(tmp_path, capsys, root):
     maps, manifest = _two_image_folder(tmp_path)
     p = argparse.ArgumentParser()
-    configure_parser(p)
+    configure_score_parser(p)
     args = p.parse_args(
         ["--maps", str(maps), "--dataset", "demo", "--manifest", str(manifest), "--json"]
         + ["--protocol", json.dumps(FAST)]
     )
-    assert run(args) == 0
+    assert run_score(args) == 0
     row = json.loads(capsys.readouterr().out)
     assert row["method"] == "maps" and row["f_beta"] == pytest.approx(F_BETA)
     # the workflow's protocol from a config file (its `evaluation` and `seed`), then overrides
@@ -310,17 +308,17 @@ def test_cli(tmp_path, capsys, root):
         ["--maps", str(maps), "--dataset", "demo", "--manifest", str(manifest), "--json"]
         + ["--config", str(root / "config" / "config.yaml"), "--protocol", json.dumps(FAST)]
     )
-    assert run(args) == 0
+    assert run_score(args) == 0
     assert json.loads(capsys.readouterr().out)["f_beta"] == pytest.approx(F_BETA)
     (maps / "b.tif").unlink()
     args = p.parse_args(["--maps", str(maps), "--dataset", "demo", "--manifest", str(manifest)])
-    assert run(args) == 2
+    assert run_score(args) == 2
     assert "no map for 1 of 2" in capsys.readouterr().err
     args = p.parse_args(
         ["--maps", str(maps), "--dataset", "demo", "--manifest", str(manifest), "--subset"]
     )
     with pytest.warns(ExternalMapsWarning):
-        assert run(args) == 0
+        assert run_score(args) == 0
     assert "subset" in capsys.readouterr().out
 
 

@@ -17,6 +17,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score
 
+from defocus.cli import configure_score_parser as configure_parser
+from defocus.cli import run_score as run
 from defocus.evaluate.evaluate import evaluate_file
 from defocus.evaluate.metrics import (
     BinaryEvaluator,
@@ -39,7 +41,6 @@ from defocus.evaluate.protocols import (
     split_ids,
 )
 from defocus.evaluate.tables import protocol_record, protocols_table, write_protocols_table
-from defocus.external import configure_parser, run
 from defocus.io.image import write_image
 from defocus.io.manifest import read_manifest, write_manifest
 from defocus.io.predictions import PredictionWriter

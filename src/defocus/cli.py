@@ -9,7 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import re
 import sys
+from pathlib import Path
+from typing import Any
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -95,10 +99,133 @@ def _methods(args: argparse.Namespace) -> int:
     return 0
 
 
-def _score(args: argparse.Namespace) -> int:
-    from defocus.external import run
+# --------------------------------------------------------------------------------------
+# defocus score: a folder of released result maps -> one table-1 row
+# --------------------------------------------------------------------------------------
 
-    return run(args)
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def configure_score_parser(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``defocus score``."""
+    from defocus.io.maps import INTERPOLATIONS
+
+    p.add_argument("--maps", required=True, help="folder of result maps, one per test image")
+    p.add_argument(
+        "--dataset",
+        required=True,
+        help="dataset name; the manifest defaults to results/data/DATASET/manifest.csv",
+    )
+    p.add_argument("--name", default=None, help="row label (default: the maps folder's name)")
+    p.add_argument(
+        "--invert",
+        action="store_true",
+        help="maps are white = sharp (default: white = blurred)",
+    )
+    p.add_argument("--manifest", default=None, help="manifest CSV (default: see --dataset)")
+    p.add_argument(
+        "--subset",
+        action="store_true",
+        help="score the images that have a map when some are missing (default: error)",
+    )
+    p.add_argument(
+        "--index-map",
+        default=None,
+        help="translate result names to ids: 'btbnet_cuhk' (1.bmp..100.bmp of the BTBNet CUHK "
+        "split) or a file of '<result name>--<image file>' lines (default: none)",
+    )
+    p.add_argument(
+        "--interpolation",
+        default=None,
+        choices=sorted(INTERPOLATIONS),
+        help="resizing of maps whose size differs from the GT (default: the preset's resize "
+        "policy, bilinear for the declared protocol)",
+    )
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="score under a named protocol preset: declared, defusionnet_t1_blurred, "
+        "defusionnet_t1_sharp, hifst_cvpr17, dhde_cvpr17, dmenet_cvpr19, or one defined under "
+        "evaluation.presets of --config (default: the config's evaluation.protocol, else "
+        "declared)",
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        help="take the protocol (keys `evaluation` and `seed`) from this config file, as the "
+        "workflow does (default: the declared default protocol)",
+    )
+    p.add_argument(
+        "--protocol",
+        default=None,
+        help='JSON overrides of the evaluation protocol, e.g. \'{"averaging": "pooled"}\'',
+    )
+    p.add_argument("--json", action="store_true", help="print the row as JSON")
+
+
+def run_score(args: argparse.Namespace) -> int:
+    """``defocus score``: print the table-1 row of a folder of maps; 0 on success, 2 on error."""
+    from defocus.evaluate.score import score
+    from defocus.io.manifest import ManifestError
+    from defocus.io.maps import ExternalMapsError
+    from defocus.io.predictions import PredictionError
+
+    manifest = args.manifest or f"results/data/{args.dataset}/manifest.csv"
+    name = args.name or Path(args.maps).resolve().name
+    if not _NAME_RE.match(name):
+        print(f"defocus score: --name {name!r} must be letters, digits, _.+-", file=sys.stderr)
+        return 2
+    try:
+        protocol = {}
+        if getattr(args, "config", None) or getattr(args, "preset", None):
+            from defocus.config import load_config
+            from defocus.evaluate.protocols import default_evaluation, preset_protocol
+
+            cfg = {"evaluation": default_evaluation(), "seed": 0}
+            if getattr(args, "config", None):
+                cfg = load_config(args.config)
+            evaluation = cfg["evaluation"]
+            name = getattr(args, "preset", None) or evaluation["protocol"]
+            protocol = preset_protocol(name, evaluation, cfg["seed"], args.dataset)
+        if getattr(args, "protocol", None):
+            protocol.update(json.loads(args.protocol))
+        row = score(
+            args.maps,
+            manifest,
+            name,
+            polarity="white_sharp" if args.invert else "white_blurred",
+            index_map=args.index_map,
+            allow_subset=args.subset,
+            interpolation=args.interpolation,
+            protocol=protocol,
+            dataset=args.dataset,
+        )
+    except (ExternalMapsError, ManifestError, PredictionError, ValueError) as e:
+        print(f"defocus score: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({k: _plain(v) for k, v in row.items()}, indent=2))
+        return 0
+    keys = ["method", "dataset", "n_images", "f_beta", "f_beta_ci_low", "f_beta_ci_high"]
+    keys += ["mae", "mae_ci_low", "mae_ci_high", "f_beta_mean", "f_beta_adaptive"]
+    keys += ["accuracy_eq13", "map", "preset", "metric", "value", "images"]
+    for k in keys:
+        v = row[k]
+        print(f"{k:16s} {v:.4f}" if isinstance(v, float) else f"{k:16s} {v}")
+    if row["subset"]:
+        print(f"{'subset':16s} yes: {row['n_missing']} test image(s) have no map")
+    print(row["protocol_text"])
+    return 0
+
+
+def _plain(v: Any) -> Any:
+    import numpy as np
+
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,10 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
         "the test ids of a dataset manifest, resize them to the GT size, and print their "
         "table-1 row under the declared protocol.",
     )
-    from defocus.external import configure_parser as configure_score
-
-    configure_score(sc)
-    sc.set_defaults(func=_score)
+    configure_score_parser(sc)
+    sc.set_defaults(func=run_score)
 
     me = sub.add_parser("methods", help="list registered methods")
     me.set_defaults(func=_methods)

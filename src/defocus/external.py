@@ -1,15 +1,21 @@
-"""Score released result maps ("external methods") under the project's protocol.
+"""Import released result maps ("external methods") as prediction files.
 
 Most defocus-blur papers after 2018 released result maps rather than code (BTBNet, CENet,
 BR2Net, DeFusionNet's own maps, D-DFFNet, ...). :func:`import_maps` turns such a folder into
 a prediction file (the contract of :mod:`defocus.io.predictions`), so the maps go through
 the same ``evaluate`` rule and land in the same tables as the methods run here.
-:func:`defocus.io.export.export_maps` does the reverse (a prediction file -> a folder of
-PNGs, 255 = blurred); :func:`score` is the one-call version behind ``defocus score``.
 
-Reading one map file (8/16-bit, float, colour -> BT.601 luma, polarity, resizing) is
-:mod:`defocus.io.maps`; result names -> ids (``btbnet_cuhk`` and ``<result name>--<image
-file>`` files) is :mod:`defocus.datasets.index_maps`.
+The other parts live where they belong:
+
+* reading one map file (8/16-bit, float, colour -> BT.601 luma, polarity, resizing):
+  :mod:`defocus.io.maps`;
+* result names -> ids (``btbnet_cuhk`` and ``<result name>--<image file>`` files):
+  :mod:`defocus.datasets.index_maps`;
+* the reverse, a prediction file -> a folder of PNGs (255 = blurred): :mod:`defocus.io.export`;
+* the one-call import + evaluate behind ``defocus score``: :mod:`defocus.evaluate.score`,
+  and its command line in :mod:`defocus.cli`;
+* the checks of the config's ``external_methods``: the schema and
+  :func:`defocus.config.external_config_errors`.
 
 Matching maps to ids
 --------------------
@@ -27,22 +33,16 @@ timing), and the extra attributes ``external`` (True), ``maps_dir``, ``polarity`
 ``index_map``, ``interpolation``, ``subset``, ``n_missing``, ``missing_ids`` (JSON list),
 ``n_resized`` and ``n_files``.
 
-numpy, OpenCV, pandas and h5py are imported inside the functions, so ``defocus --help``
-(which calls :func:`configure_parser`) stays instant.
+numpy, pandas and h5py are imported inside the functions.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
 import os
-import re
-import sys
-import tempfile
 import warnings
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -338,231 +338,3 @@ def _image_shape(path: str) -> tuple[int, int]:
         return tuple(read_gray(path).shape[:2])
     except ImageError as e:
         raise ExternalMapsError(f"cannot read the reference size: {e}") from None
-
-
-# --------------------------------------------------------------------------------------
-# score: import into a temporary file and evaluate
-# --------------------------------------------------------------------------------------
-
-
-def score(
-    maps_dir: str | os.PathLike,
-    manifest_csv: str | os.PathLike,
-    name: str,
-    polarity: str = "white_blurred",
-    index_map: str | os.PathLike | None = None,
-    allow_subset: bool = False,
-    interpolation: str | None = None,
-    protocol: Mapping[str, Any] | None = None,
-    dataset: str | None = None,
-) -> dict[str, Any]:
-    """Import a folder of maps into a temporary prediction file and return its table-1 row.
-
-    The row has the columns of :data:`defocus.evaluate.tables.TABLE1_COLUMNS` plus
-    ``external`` (True), ``subset`` and ``n_missing``, and the preset's ``preset``,
-    ``metric``, ``value`` (of that metric), ``accuracy_eq13``, ``map``, ``images`` and
-    ``n_split_missing``. With ``allow_subset`` and missing maps, the row is scored on the
-    images that have a map (``n_images`` says how many). ``protocol`` overrides
-    :data:`defocus.evaluate.evaluate.DEFAULT_PROTOCOL`, e.g. a preset's
-    (:func:`defocus.evaluate.protocols.preset_protocol`): when it names a split for this
-    dataset (HiFST's 1000 CUHK images, DHDE's 704), the maps of that split's images are
-    imported and scored, whatever the manifest's own split column says. ``interpolation``
-    defaults to the protocol's ``resize`` (bilinear when that is ``none``); maps are resized
-    on import, before a preset's per-image ``mat2gray``.
-    """
-    from defocus.evaluate.evaluate import evaluate_file
-    from defocus.evaluate.protocols import split_for, write_split_manifest
-    from defocus.evaluate.tables import table1
-    from defocus.io.manifest import check_gt_classes
-
-    protocol = dict(protocol or {})
-    dataset = dataset or Path(manifest_csv).parent.name
-    if interpolation is None:
-        resize = str(protocol.get("resize", "none"))
-        interpolation = resize if resize in INTERPOLATIONS else "bilinear"
-    scored = dict(protocol)  # what the summary records: the preset with its split
-    absent: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="defocus-score-") as tmp:
-        if split_for(protocol, dataset) is not None:
-            # the preset's images become the test split of a copy of the manifest
-            manifest_csv, absent = write_split_manifest(
-                manifest_csv, protocol, dataset, Path(tmp) / "split" / "manifest.csv"
-            )
-            protocol["split"] = None
-        check_gt_classes(manifest_csv, split="test")  # all-sharp GT would score F = 0 silently
-        h5 = Path(tmp) / f"{name}.h5"
-        info = import_maps(
-            maps_dir,
-            manifest_csv,
-            h5,
-            name,
-            polarity=polarity,
-            index_map=index_map,
-            allow_subset=allow_subset,
-            interpolation=interpolation,
-            dataset=dataset,
-        )
-        manifest = Path(manifest_csv)
-        if info["subset"]:
-            manifest = _subset_manifest(manifest, info["missing_ids"], Path(tmp))
-        _, _, summary = evaluate_file(h5, manifest, "test", protocol, dataset=dataset)
-    if split_for(scored, dataset) is not None:
-        from defocus.evaluate.evaluate import resolve_protocol
-        from defocus.evaluate.metrics import describe_protocol
-        from defocus.evaluate.protocols import images_text
-
-        summary["protocol"] = resolve_protocol(scored)
-        summary["protocol_text"] = describe_protocol(**summary["protocol"])
-        summary["n_split_missing"] = len(absent)
-        summary["images"] = images_text(scored, dataset, summary["n_images"], len(absent))
-    summary.update(
-        method=name,
-        dataset=dataset or Path(manifest_csv).parent.name,
-        external=True,
-        subset=info["subset"],
-        n_missing=info["n_missing"],
-    )
-    row = table1([summary]).iloc[0].to_dict()
-    row.update(external=True, subset=info["subset"], n_missing=info["n_missing"])
-    row["protocol_text"] = summary["protocol_text"]
-    for key in ("preset", "metric", "accuracy_eq13", "map", "images", "n_split_missing"):
-        row[key] = summary[key]
-    row["value"] = summary.get(summary["metric"], math.nan)
-    return row
-
-
-def _subset_manifest(manifest_csv: Path, missing: list[str], tmp: Path) -> Path:
-    """The manifest without the ``missing`` test rows (absolute paths), written under ``tmp``."""
-    from defocus.io.manifest import read_manifest, write_manifest
-
-    df = read_manifest(manifest_csv)
-    drop = set(missing)
-    df = df[~((df["split"] == "test") & df["id"].isin(drop))]
-    out = tmp / "subset" / "manifest.csv"
-    write_manifest(df.to_dict("records"), out)
-    return out
-
-
-# --------------------------------------------------------------------------------------
-# command line: defocus score
-# --------------------------------------------------------------------------------------
-
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
-
-
-def configure_parser(p: argparse.ArgumentParser) -> None:
-    """Arguments of ``defocus score``."""
-    p.add_argument("--maps", required=True, help="folder of result maps, one per test image")
-    p.add_argument(
-        "--dataset",
-        required=True,
-        help="dataset name; the manifest defaults to results/data/DATASET/manifest.csv",
-    )
-    p.add_argument("--name", default=None, help="row label (default: the maps folder's name)")
-    p.add_argument(
-        "--invert",
-        action="store_true",
-        help="maps are white = sharp (default: white = blurred)",
-    )
-    p.add_argument("--manifest", default=None, help="manifest CSV (default: see --dataset)")
-    p.add_argument(
-        "--subset",
-        action="store_true",
-        help="score the images that have a map when some are missing (default: error)",
-    )
-    p.add_argument(
-        "--index-map",
-        default=None,
-        help="translate result names to ids: 'btbnet_cuhk' (1.bmp..100.bmp of the BTBNet CUHK "
-        "split) or a file of '<result name>--<image file>' lines (default: none)",
-    )
-    p.add_argument(
-        "--interpolation",
-        default=None,
-        choices=sorted(INTERPOLATIONS),
-        help="resizing of maps whose size differs from the GT (default: the preset's resize "
-        "policy, bilinear for the declared protocol)",
-    )
-    p.add_argument(
-        "--preset",
-        default=None,
-        help="score under a named protocol preset: declared, defusionnet_t1_blurred, "
-        "defusionnet_t1_sharp, hifst_cvpr17, dhde_cvpr17, dmenet_cvpr19, or one defined under "
-        "evaluation.presets of --config (default: the config's evaluation.protocol, else "
-        "declared)",
-    )
-    p.add_argument(
-        "--config",
-        default=None,
-        help="take the protocol (keys `evaluation` and `seed`) from this config file, as the "
-        "workflow does (default: the declared default protocol)",
-    )
-    p.add_argument(
-        "--protocol",
-        default=None,
-        help='JSON overrides of the evaluation protocol, e.g. \'{"averaging": "pooled"}\'',
-    )
-    p.add_argument("--json", action="store_true", help="print the row as JSON")
-
-
-def run(args: argparse.Namespace) -> int:
-    """``defocus score``: print the table-1 row of a folder of maps; 0 on success, 2 on error."""
-    from defocus.io.manifest import ManifestError
-    from defocus.io.predictions import PredictionError
-
-    manifest = args.manifest or f"results/data/{args.dataset}/manifest.csv"
-    name = args.name or Path(args.maps).resolve().name
-    if not _NAME_RE.match(name):
-        print(f"defocus score: --name {name!r} must be letters, digits, _.+-", file=sys.stderr)
-        return 2
-    try:
-        protocol = {}
-        if getattr(args, "config", None) or getattr(args, "preset", None):
-            from defocus.config import load_config
-            from defocus.evaluate.protocols import default_evaluation, preset_protocol
-
-            cfg = {"evaluation": default_evaluation(), "seed": 0}
-            if getattr(args, "config", None):
-                cfg = load_config(args.config)
-            evaluation = cfg["evaluation"]
-            name = getattr(args, "preset", None) or evaluation["protocol"]
-            protocol = preset_protocol(name, evaluation, cfg["seed"], args.dataset)
-        if getattr(args, "protocol", None):
-            protocol.update(json.loads(args.protocol))
-        row = score(
-            args.maps,
-            manifest,
-            name,
-            polarity="white_sharp" if args.invert else "white_blurred",
-            index_map=args.index_map,
-            allow_subset=args.subset,
-            interpolation=args.interpolation,
-            protocol=protocol,
-            dataset=args.dataset,
-        )
-    except (ExternalMapsError, ManifestError, PredictionError, ValueError) as e:
-        print(f"defocus score: {e}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps({k: _plain(v) for k, v in row.items()}, indent=2))
-        return 0
-    keys = ["method", "dataset", "n_images", "f_beta", "f_beta_ci_low", "f_beta_ci_high"]
-    keys += ["mae", "mae_ci_low", "mae_ci_high", "f_beta_mean", "f_beta_adaptive"]
-    keys += ["accuracy_eq13", "map", "preset", "metric", "value", "images"]
-    for k in keys:
-        v = row[k]
-        print(f"{k:16s} {v:.4f}" if isinstance(v, float) else f"{k:16s} {v}")
-    if row["subset"]:
-        print(f"{'subset':16s} yes: {row['n_missing']} test image(s) have no map")
-    print(row["protocol_text"])
-    return 0
-
-
-def _plain(v: Any) -> Any:
-    import numpy as np
-
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
