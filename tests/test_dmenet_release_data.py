@@ -125,7 +125,8 @@ def test_whole_release_listing_and_layout_errors(release_root, tmp_path):
 def test_dmenet_trains_on_the_release_parts_with_coc_targets(release_root, tmp_path):
     import torch
 
-    from defocus.methods.dmenet import DMENet, _load_role, _read
+    from defocus.methods.dmenet import DMENet
+    from defocus.methods.dmenet.data import _load_role, _read
 
     syn = build_manifest("dmenet_release_syndof", release_root, tmp_path / "s")
     cuhk = build_manifest("dmenet_release_cuhk", release_root, tmp_path / "c")
