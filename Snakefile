@@ -32,11 +32,11 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 
 
-# dataset names of each kind, so the rules that make manifests never compete for one
+# one wildcard name per concept: {method}, {dataset}; the rules that make a dataset's manifest
+# constrain {dataset} to their own kind of names, so they never compete for one
 wildcard_constraints:
     method=r"[^/]+",
-    registry_set=alternatives(REGISTRY_SETS),
-    syndof_set=alternatives(SYNDOF_SETS),
+    dataset=r"[^/]+",
 
 
 include: "workflow/rules/data.smk"

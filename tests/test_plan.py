@@ -1,9 +1,14 @@
 """Workflow decisions (defocus.plan): which model each spec uses, what training reads."""
 
+import re
+from pathlib import Path
+
 import pytest
 
 from defocus import plan
 from defocus.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -46,3 +51,29 @@ def test_release_weights_and_training_data(paper):
         plan.train_data(cfg, "zeng", "res")
     assert plan.uses(["hifst", "dhde@weights=release"], "dhde")
     assert not plan.uses(["hifst", "dhdex"], "dhde")
+
+
+def test_job_size_defaults_come_from_the_schema_and_config_keys_replace_them():
+    cfg = {"threads": 3, "resources": {"predict": {"mem_mb": 123}}}
+    size = plan.job_size(cfg, "predict")
+    # mem_mb from the config, runtime from the schema's default, cpus from `threads`
+    assert size == {"mem_mb": 123, "runtime": 360, "cpus_per_task": 3}
+    assert plan.job_size({"threads": 3}, "evaluate")["cpus_per_task"] == 1
+    with pytest.raises(KeyError, match="no job size"):
+        plan.job_size(cfg, "no_such_rule")
+
+
+def test_every_rule_sizes_its_job_through_one_documented_key():
+    """Each rule's threads and resources come from job_threads/job_resources with a key the
+    schema documents, and every documented key is used by some rule."""
+    text = "\n".join(p.read_text() for p in sorted((ROOT / "workflow" / "rules").glob("*.smk")))
+    n_rules = len(re.findall(r"^rule \w+:", text, flags=re.M))
+    threads = re.findall(r'threads: job_threads\("(\w+)"\)', text)
+    sized = re.findall(r'\*\*job_resources\("(\w+)"', text)
+    assert "lookup(dpath=" not in text
+    # every rule of the stage files declares both (`all`, in the Snakefile, runs no job)
+    assert len(threads) == len(sized) == n_rules
+    defaults = plan.job_defaults()
+    assert set(sized) == set(defaults), "a documented job size no rule uses, or the reverse"
+    for key, size in defaults.items():
+        assert {"mem_mb", "runtime"} <= set(size), key

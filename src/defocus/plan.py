@@ -5,6 +5,7 @@ training job reads. Nothing here touches Snakemake, so pytest covers it directly
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from defocus.config import method_params
@@ -73,3 +74,27 @@ def train_data(config: dict[str, Any], spec: str, resources: str) -> dict[str, l
 def uses(methods: list[str], base: str) -> bool:
     """Whether any spec of ``methods`` is the method ``base`` (or one of its ablations)."""
     return base in {base_name(m) for m in methods}
+
+
+@cache
+def job_defaults() -> dict[str, dict[str, int]]:
+    """Each rule's built-in job size, as the schema documents it (``resources.<rule>.default``)."""
+    import yaml
+
+    from defocus.config import SCHEMA_PATH
+
+    props = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["resources"]["properties"]
+    return {rule: dict(sub.get("default") or {}) for rule, sub in props.items()}
+
+
+def job_size(config: dict[str, Any], rule: str) -> dict[str, int]:
+    """The job size of ``rule`` (a key of the schema's ``resources``): its built-in default,
+    then the keys the config's ``resources.<rule>`` sets; ``cpus_per_task`` unset is the
+    config's ``threads``."""
+    defaults = job_defaults()  # cached: read once per process
+    if rule not in defaults:
+        known = ", ".join(sorted(defaults))
+        raise KeyError(f"no job size for rule {rule!r}; the schema's resources name {known}")
+    size = {**defaults[rule], **((config.get("resources") or {}).get(rule) or {})}
+    size.setdefault("cpus_per_task", int(config.get("threads", 1)))
+    return size

@@ -19,6 +19,27 @@ TEST_SETS = list(config["test_sets"])
 RESOURCES = config["resources_dir"]
 
 
+def job_threads(rule):
+    """Threads of a `rule` job: config resources.<rule>.cpus_per_task, else its built-in
+    value (the schema's resources.<rule>.default), else config `threads`."""
+    return plan.job_size(config, rule)["cpus_per_task"]
+
+
+def job_resources(rule, gpu=None):
+    """The resources of a `rule` job (size from defocus.plan.job_size), memory and run time
+    multiplied by the attempt; `gpu` (a number or a function of the wildcards) only for jobs
+    that may use one."""
+    size = plan.job_size(config, rule)
+    out = dict(
+        mem_mb=lambda wc, attempt: attempt * size["mem_mb"],
+        runtime=lambda wc, attempt: attempt * size["runtime"],
+        cpus_per_task=lambda wc, threads: threads,
+    )
+    if gpu is not None:
+        out["gpu"] = gpu
+    return out
+
+
 def alternatives(names):
     """A regex matching exactly one of ``names`` (never matches when empty)."""
     return "|".join(re.escape(n) for n in names) if names else "(?!x)x"
@@ -119,7 +140,7 @@ def root_fingerprint(wildcards):
     whose .fetched.json marker is an input)."""
     from defocus.io.manifest import folder_fingerprint
 
-    root = dataset_cfg(wildcards.registry_set)["root"]
+    root = dataset_cfg(wildcards.dataset)["root"]
     return folder_fingerprint(root) if root else ""
 
 
@@ -130,17 +151,23 @@ RTF_CONVERSION = f"{RESOURCES}/rtf_conversion/convertion.mat"
 def fetch_input(wildcards):
     """The download marker (nothing when the user points `datasets.<name>.root` at a copy),
     then the RTF conversion table when the config asks for the released one."""
-    entry = dataset_cfg(wildcards.registry_set)
+    entry = dataset_cfg(wildcards.dataset)
     extra = [RTF_CONVERSION] if entry.get("conversion") == RTF_CONVERSION else []
     if entry["root"]:
         return extra
-    name = REGISTRY[wildcards.registry_set].part_of or wildcards.registry_set
+    name = REGISTRY[wildcards.dataset].part_of or wildcards.dataset
     return [f"{RESOURCES}/{name}/.fetched.json", *extra]
+
+
+def render_gpu(wildcards):
+    """GPUs of a SYNDOF render job: 1 for the torch backend when device != cpu."""
+    cfg = config["syndof"][wildcards.dataset]
+    return int(cfg.get("backend") == "torch" and config["device"] != "cpu")
 
 
 def syndof_depth_manifests(wildcards):
     """Manifests of the real depth datasets a SYNDOF set renders from (demo sources need none)."""
-    sources = config["syndof"][wildcards.syndof_set]["sources"]
+    sources = config["syndof"][wildcards.dataset]["sources"]
     return [manifest(s) for s in sources if not s.startswith("demo_")]
 
 
@@ -252,12 +279,29 @@ def train_data_arg(wildcards):
     return shlex.quote(json.dumps(data))
 
 
+# The interpreter of training jobs: this Snakemake's, unless DEFOCUS_PYTHON names another.
+# It reaches the shell command through the environment, not as a param, so a Snakemake
+# started from another python (a fresh venv of the same lock) does not re-run the training.
+os.environ.setdefault("DEFOCUS_PYTHON", sys.executable)
+
+
 def train_launcher(wildcards):
-    """python, or torchrun when training.nproc > 1 (DDP; gloo on the CPU)."""
+    """Arguments between the interpreter and `-m defocus.train`: torch.distributed.run when
+    training.nproc > 1 (DDP; gloo on the CPU), else none."""
     n = config["training"]["nproc"]
     if n > 1:
-        return f"{sys.executable} -m torch.distributed.run --standalone --nproc_per_node {n}"
-    return sys.executable
+        return f"-m torch.distributed.run --standalone --nproc_per_node {n} "
+    return ""
+
+
+def train_gpus(wildcards):
+    """GPUs of a training job: training.nproc when device != cpu."""
+    return config["training"]["nproc"] if config["device"] != "cpu" else 0
+
+
+def predict_gpu(wildcards):
+    """GPUs of a predict job: 1 for a learned method when device != cpu."""
+    return int(is_learned(wildcards.method) and config["device"] != "cpu")
 
 
 def figure_methods(dataset):

@@ -4,23 +4,21 @@
 rule fetch_dataset:
     """Verified download + unpack of a registry dataset (skipped when datasets.<name>.root is set)."""
     output:
-        marker=f"{RESOURCES}/{{registry_set}}/.fetched.json",
+        marker=f"{RESOURCES}/{{dataset}}/.fetched.json",
     log:
-        "logs/data/fetch_{registry_set}.log",
+        "logs/data/fetch_{dataset}.log",
     benchmark:
-        "benchmarks/out/data/fetch_{registry_set}.tsv"
+        "benchmarks/out/data/fetch_{dataset}.tsv"
+    wildcard_constraints:
+        dataset=alternatives(REGISTRY_SETS),
     retries: 1
     conda:
         "../../envs/defocus.yaml"
-    threads: lookup(dpath="resources/fetch_dataset/cpus_per_task", within=config, default=1)
+    threads: job_threads("fetch_dataset")
     resources:
-        mem_mb=lambda wc, attempt: attempt
-        * lookup(dpath="resources/fetch_dataset/mem_mb", within=config, default=2000),
-        runtime=lambda wc, attempt: attempt
-        * lookup(dpath="resources/fetch_dataset/runtime", within=config, default=240),
-        cpus_per_task=lambda wc, threads: threads,
+        **job_resources("fetch_dataset"),
     params:
-        entry=lambda wc: dataset_cfg(wc.registry_set),
+        entry=lambda wc: dataset_cfg(wc.dataset),
     script:
         "../scripts/fetch_dataset.py"
 
@@ -30,24 +28,18 @@ rule registry_manifest:
     input:
         fetched=fetch_input,
     output:
-        manifest="results/data/{registry_set}/manifest.csv",
+        manifest="results/data/{dataset}/manifest.csv",
     log:
-        "logs/data/manifest_{registry_set}.log",
+        "logs/data/manifest_{dataset}.log",
+    wildcard_constraints:
+        dataset=alternatives(REGISTRY_SETS),
     conda:
         "../../envs/defocus.yaml"
-    threads: lookup(dpath="resources/registry_manifest/cpus_per_task", within=config, default=1)
+    threads: job_threads("registry_manifest")
     resources:
-        mem_mb=lambda wc, attempt: attempt
-        * lookup(
-            dpath="resources/registry_manifest/mem_mb", within=config, default=4000
-        ),
-        runtime=lambda wc, attempt: attempt
-        * lookup(
-            dpath="resources/registry_manifest/runtime", within=config, default=60
-        ),
-        cpus_per_task=lambda wc, threads: threads,
+        **job_resources("registry_manifest"),
     params:
-        entry=lambda wc: dataset_cfg(wc.registry_set),
+        entry=lambda wc: dataset_cfg(wc.dataset),
         seed=config["seed"],
         fingerprint=root_fingerprint,
     script:
@@ -62,13 +54,9 @@ rule demo_sharp:
         "logs/data/demo_sharp.log",
     conda:
         "../../envs/defocus.yaml"
-    threads: lookup(dpath="resources/demo_sharp/cpus_per_task", within=config, default=1)
+    threads: job_threads("demo_sharp")
     resources:
-        mem_mb=lambda wc, attempt: attempt
-        * lookup(dpath="resources/demo_sharp/mem_mb", within=config, default=2000),
-        runtime=lambda wc, attempt: attempt
-        * lookup(dpath="resources/demo_sharp/runtime", within=config, default=10),
-        cpus_per_task=lambda wc, threads: threads,
+        **job_resources("demo_sharp"),
     params:
         photos=config["demo_sources"]["photos"],
         max_side=config["demo_sources"]["max_side"],
@@ -85,10 +73,9 @@ rule fetch_rtf_conversion:
     retries: 1
     conda:
         "../../envs/defocus.yaml"
-    threads: 1
+    threads: job_threads("fetch_release")
     resources:
-        mem_mb=1000,
-        runtime=10,
+        **job_resources("fetch_release"),
     params:
         # a mirror and sha256 pin (config releases.rtf_conversion; optional)
         entry=lambda wc: config["releases"].get("rtf_conversion") or {},

@@ -42,13 +42,9 @@ rule evaluate:
         "benchmarks/out/evaluate/{method}/{dataset}.tsv"
     conda:
         "../../envs/defocus.yaml"
-    threads: lookup(dpath="resources/evaluate/cpus_per_task", within=config, default=1)
+    threads: job_threads("evaluate")
     resources:
-        mem_mb=lambda wc, attempt: attempt
-        * lookup(dpath="resources/evaluate/mem_mb", within=config, default=8000),
-        runtime=lambda wc, attempt: attempt
-        * lookup(dpath="resources/evaluate/runtime", within=config, default=60),
-        cpus_per_task=lambda wc, threads: threads,
+        **job_resources("evaluate"),
     params:
         protocol=config["evaluation"],
         seed=config["seed"],
@@ -69,13 +65,9 @@ rule evaluate_protocols:
         "benchmarks/out/evaluate_protocols/{method}/{dataset}.tsv"
     conda:
         "../../envs/defocus.yaml"
-    threads: lookup(dpath="resources/evaluate/cpus_per_task", within=config, default=1)
+    threads: job_threads("evaluate")
     resources:
-        mem_mb=lambda wc, attempt: attempt
-        * lookup(dpath="resources/evaluate/mem_mb", within=config, default=8000),
-        runtime=lambda wc, attempt: attempt
-        * lookup(dpath="resources/evaluate/runtime", within=config, default=60),
-        cpus_per_task=lambda wc, threads: threads,
+        **job_resources("evaluate"),
     params:
         presets=TABULATE,
         evaluation=config["evaluation"],
@@ -108,13 +100,9 @@ rule protocols_table:
         "logs/evaluate/table_protocols.log",
     conda:
         "../../envs/defocus.yaml"
-    threads: lookup(dpath="resources/tables/cpus_per_task", within=config, default=1)
+    threads: job_threads("tables")
     resources:
-        mem_mb=lambda wc, attempt: attempt
-        * lookup(dpath="resources/tables/mem_mb", within=config, default=4000),
-        runtime=lambda wc, attempt: attempt
-        * lookup(dpath="resources/tables/runtime", within=config, default=30),
-        cpus_per_task=lambda wc, threads: threads,
+        **job_resources("tables"),
     params:
         presets=TABULATE,
         evaluation=config["evaluation"],
@@ -167,13 +155,9 @@ rule tables:
         "logs/evaluate/tables.log",
     conda:
         "../../envs/defocus.yaml"
-    threads: lookup(dpath="resources/tables/cpus_per_task", within=config, default=1)
+    threads: job_threads("tables")
     resources:
-        mem_mb=lambda wc, attempt: attempt
-        * lookup(dpath="resources/tables/mem_mb", within=config, default=4000),
-        runtime=lambda wc, attempt: attempt
-        * lookup(dpath="resources/tables/runtime", within=config, default=30),
-        cpus_per_task=lambda wc, threads: threads,
+        **job_resources("tables"),
     params:
         protocol_text=lambda wc: describe_protocol(**RUN_PROTOCOL),
         rtf_sigma_clip=config["evaluation"]["rtf_sigma_clip"],
@@ -207,13 +191,9 @@ rule ablation_table:
         base=alternatives(ABLATION_BASES),
     conda:
         "../../envs/defocus.yaml"
-    threads: lookup(dpath="resources/tables/cpus_per_task", within=config, default=1)
+    threads: job_threads("tables")
     resources:
-        mem_mb=lambda wc, attempt: attempt
-        * lookup(dpath="resources/tables/mem_mb", within=config, default=4000),
-        runtime=lambda wc, attempt: attempt
-        * lookup(dpath="resources/tables/runtime", within=config, default=30),
-        cpus_per_task=lambda wc, threads: threads,
+        **job_resources("tables"),
     params:
         protocol_text=lambda wc: describe_protocol(**RUN_PROTOCOL),
     script:

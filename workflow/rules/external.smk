@@ -16,13 +16,9 @@ rule import_external:
         method=alternatives(EXTERNAL),
     conda:
         "../../envs/defocus.yaml"
-    threads: lookup(dpath="resources/import_external/cpus_per_task", within=config, default=1)
+    threads: job_threads("import_external")
     resources:
-        mem_mb=lambda wc, attempt: attempt
-        * lookup(dpath="resources/import_external/mem_mb", within=config, default=8000),
-        runtime=lambda wc, attempt: attempt
-        * lookup(dpath="resources/import_external/runtime", within=config, default=60),
-        cpus_per_task=lambda wc, threads: threads,
+        **job_resources("import_external"),
     params:
         polarity=lambda wc: external_cfg(wc.method)["polarity"],
         index_map=lambda wc: external_cfg(wc.method)["index_map"],
@@ -44,13 +40,9 @@ rule export_maps:
         dataset=r"[^/]+",
     conda:
         "../../envs/defocus.yaml"
-    threads: lookup(dpath="resources/export_maps/cpus_per_task", within=config, default=1)
+    threads: job_threads("export_maps")
     resources:
-        mem_mb=lambda wc, attempt: attempt
-        * lookup(dpath="resources/export_maps/mem_mb", within=config, default=4000),
-        runtime=lambda wc, attempt: attempt
-        * lookup(dpath="resources/export_maps/runtime", within=config, default=60),
-        cpus_per_task=lambda wc, threads: threads,
+        **job_resources("export_maps"),
     params:
         fmt=config["export"]["format"],
         rounding=config["export"]["rounding"],

@@ -14,18 +14,9 @@ rule sample_patches:
         "benchmarks/out/patches/{dataset}.tsv"
     conda:
         "../../envs/defocus.yaml"
-    threads:
-        lookup(
-            dpath="resources/sample_patches/cpus_per_task",
-            within=config,
-            default=config["threads"],
-        )
+    threads: job_threads("sample_patches")
     resources:
-        mem_mb=lambda wc, attempt: attempt
-        * lookup(dpath="resources/sample_patches/mem_mb", within=config, default=16000),
-        runtime=lambda wc, attempt: attempt
-        * lookup(dpath="resources/sample_patches/runtime", within=config, default=240),
-        cpus_per_task=lambda wc, threads: threads,
+        **job_resources("sample_patches"),
     params:
         cfg=config["patches"],
         seed=config["seed"],
@@ -53,23 +44,9 @@ rule dhde_feature_table:
         "benchmarks/out/tables/table_dhde_features.tsv"
     conda:
         "../../envs/defocus.yaml"
-    threads:
-        lookup(
-            dpath="resources/dhde_feature_table/cpus_per_task",
-            within=config,
-            default=config["threads"],
-        )
+    threads: job_threads("dhde_feature_table")
     resources:
-        mem_mb=lambda wc, attempt: attempt
-        * lookup(
-            dpath="resources/dhde_feature_table/mem_mb", within=config, default=16000
-        ),
-        runtime=lambda wc, attempt: attempt
-        * lookup(
-            dpath="resources/dhde_feature_table/runtime", within=config, default=720
-        ),
-        cpus_per_task=lambda wc, threads: threads,
-        gpu=lambda wc: 1 if config["device"] != "cpu" else 0,
+        **job_resources("dhde_feature_table", gpu=int(config["device"] != "cpu")),
     params:
         variants=config["dhde_features"]["variants"],
         params=config["dhde_features"]["params"],
@@ -96,16 +73,8 @@ rule dhde_feature_figure:
         "logs/figures/dhde_features.log",
     conda:
         "../../envs/defocus.yaml"
-    threads: lookup(dpath="resources/dhde_feature_figure/cpus_per_task", within=config, default=1)
+    threads: job_threads("dhde_feature_figure")
     resources:
-        mem_mb=lambda wc, attempt: attempt
-        * lookup(
-            dpath="resources/dhde_feature_figure/mem_mb", within=config, default=8000
-        ),
-        runtime=lambda wc, attempt: attempt
-        * lookup(
-            dpath="resources/dhde_feature_figure/runtime", within=config, default=30
-        ),
-        cpus_per_task=lambda wc, threads: threads,
+        **job_resources("dhde_feature_figure"),
     script:
         "../scripts/dhde_feature_figure.py"

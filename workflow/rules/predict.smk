@@ -17,19 +17,9 @@ rule predict:
         method=NOT_EXTERNAL,
     conda:
         "../../envs/defocus.yaml"
-    threads:
-        lookup(
-            dpath="resources/predict/cpus_per_task",
-            within=config,
-            default=config["threads"],
-        )
+    threads: job_threads("predict")
     resources:
-        mem_mb=lambda wc, attempt: attempt
-        * lookup(dpath="resources/predict/mem_mb", within=config, default=16000),
-        runtime=lambda wc, attempt: attempt
-        * lookup(dpath="resources/predict/runtime", within=config, default=360),
-        cpus_per_task=lambda wc, threads: threads,
-        gpu=lambda wc: 1 if is_learned(wc.method) and config["device"] != "cpu" else 0,
+        **job_resources("predict", gpu=predict_gpu),
     params:
         params=lambda wc: method_params(config, wc.method),
         device=config["device"],

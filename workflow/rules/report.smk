@@ -20,13 +20,9 @@ rule curves_figure:
         "logs/report/curves_{dataset}.log",
     conda:
         "../../envs/defocus.yaml"
-    threads: lookup(dpath="resources/curves_figure/cpus_per_task", within=config, default=1)
+    threads: job_threads("curves_figure")
     resources:
-        mem_mb=lambda wc, attempt: attempt
-        * lookup(dpath="resources/curves_figure/mem_mb", within=config, default=4000),
-        runtime=lambda wc, attempt: attempt
-        * lookup(dpath="resources/curves_figure/runtime", within=config, default=30),
-        cpus_per_task=lambda wc, threads: threads,
+        **job_resources("curves_figure"),
     params:
         methods=lambda wc: figure_methods(wc.dataset),
     script:
@@ -48,17 +44,9 @@ rule qualitative_figure:
         "logs/report/qualitative_{dataset}.log",
     conda:
         "../../envs/defocus.yaml"
-    threads: lookup(dpath="resources/qualitative_figure/cpus_per_task", within=config, default=1)
+    threads: job_threads("qualitative_figure")
     resources:
-        mem_mb=lambda wc, attempt: attempt
-        * lookup(
-            dpath="resources/qualitative_figure/mem_mb", within=config, default=8000
-        ),
-        runtime=lambda wc, attempt: attempt
-        * lookup(
-            dpath="resources/qualitative_figure/runtime", within=config, default=30
-        ),
-        cpus_per_task=lambda wc, threads: threads,
+        **job_resources("qualitative_figure"),
     params:
         methods=lambda wc: figure_methods(wc.dataset),
         n=config["evaluation"]["qualitative_images"],

@@ -6,33 +6,20 @@ rule render_syndof:
     input:
         depth_manifests=syndof_depth_manifests,
     output:
-        manifest="results/data/{syndof_set}/manifest.csv",
+        manifest="results/data/{dataset}/manifest.csv",
     log:
-        "logs/syndof/{syndof_set}.log",
+        "logs/syndof/{dataset}.log",
     benchmark:
-        "benchmarks/out/syndof/{syndof_set}.tsv"
+        "benchmarks/out/syndof/{dataset}.tsv"
+    wildcard_constraints:
+        dataset=alternatives(SYNDOF_SETS),
     conda:
         "../../envs/defocus.yaml"
-    threads:
-        lookup(
-            dpath="resources/render_syndof/cpus_per_task",
-            within=config,
-            default=config["threads"],
-        )
+    threads: job_threads("render_syndof")
     resources:
-        mem_mb=lambda wc, attempt: attempt
-        * lookup(dpath="resources/render_syndof/mem_mb", within=config, default=16000),
-        runtime=lambda wc, attempt: attempt
-        * lookup(dpath="resources/render_syndof/runtime", within=config, default=720),
-        cpus_per_task=lambda wc, threads: threads,
-        gpu=lambda wc: (
-            1
-            if config["syndof"][wc.syndof_set].get("backend") == "torch"
-            and config["device"] != "cpu"
-            else 0
-        ),
+        **job_resources("render_syndof", gpu=render_gpu),
     params:
-        cfg=lambda wc: config["syndof"][wc.syndof_set],
+        cfg=lambda wc: config["syndof"][wc.dataset],
         seed=config["seed"],
         device=config["device"],
     script:
@@ -42,24 +29,22 @@ rule render_syndof:
 rule syndof_figure:
     """Input, depth, sigma, rendered image and binary map of a few samples."""
     input:
-        manifest="results/data/{syndof_set}/manifest.csv",
+        manifest="results/data/{dataset}/manifest.csv",
     output:
         png=report(
-            "results/figures/syndof_{syndof_set}.png",
+            "results/figures/syndof_{dataset}.png",
             caption="../report/syndof.rst",
             category="SYNDOF",
         ),
     log:
-        "logs/syndof/figure_{syndof_set}.log",
+        "logs/syndof/figure_{dataset}.log",
+    wildcard_constraints:
+        dataset=alternatives(SYNDOF_SETS),
     conda:
         "../../envs/defocus.yaml"
-    threads: lookup(dpath="resources/syndof_figure/cpus_per_task", within=config, default=1)
+    threads: job_threads("syndof_figure")
     resources:
-        mem_mb=lambda wc, attempt: attempt
-        * lookup(dpath="resources/syndof_figure/mem_mb", within=config, default=4000),
-        runtime=lambda wc, attempt: attempt
-        * lookup(dpath="resources/syndof_figure/runtime", within=config, default=30),
-        cpus_per_task=lambda wc, threads: threads,
+        **job_resources("syndof_figure"),
     params:
         n=4,
     script:

@@ -13,14 +13,9 @@ rule train:
         "benchmarks/out/train/{method}.tsv"
     conda:
         "../../envs/defocus.yaml"
-    threads: lookup(dpath="resources/train/cpus_per_task", within=config, default=config["threads"])
+    threads: job_threads("train")
     resources:
-        mem_mb=lambda wc, attempt: attempt
-        * lookup(dpath="resources/train/mem_mb", within=config, default=32000),
-        runtime=lambda wc, attempt: attempt
-        * lookup(dpath="resources/train/runtime", within=config, default=2880),
-        cpus_per_task=lambda wc, threads: threads,
-        gpu=lambda wc: config["training"]["nproc"] if config["device"] != "cpu" else 0,
+        **job_resources("train", gpu=train_gpus),
     params:
         launcher=train_launcher,
         data=train_data_arg,
@@ -30,7 +25,7 @@ rule train:
         device=config["device"],
         seed=config["seed"],
     shell:
-        "{params.launcher} -m defocus.train --method {params.method} --params {params.params}"
+        "\"$DEFOCUS_PYTHON\" {params.launcher}-m defocus.train --method {params.method} --params {params.params}"
         " --data {params.data} --workdir {params.workdir} --out {output.model}"
         " --device {params.device} --seed {params.seed} --log-file {log}"
 
@@ -44,10 +39,9 @@ rule fetch_weights:
     retries: 1
     conda:
         "../../envs/defocus.yaml"
-    threads: 1
+    threads: job_threads("fetch_release")
     resources:
-        mem_mb=2000,
-        runtime=30,
+        **job_resources("fetch_release"),
     params:
         # a mirror and sha256 pin of the release (config releases.dhde; optional)
         entry=lambda wc: config["releases"].get("dhde") or {},
@@ -65,10 +59,9 @@ rule fetch_weights_dmenet:
     retries: 1
     conda:
         "../../envs/defocus.yaml"
-    threads: 1
+    threads: job_threads("fetch_release")
     resources:
-        mem_mb=2000,
-        runtime=60,
+        **job_resources("fetch_release"),
     params:
         release="dmenet",
         # a mirror and sha256 pin of the release (config releases.dmenet; optional)
@@ -87,10 +80,9 @@ rule fetch_vgg19:
     retries: 1
     conda:
         "../../envs/defocus.yaml"
-    threads: 1
+    threads: job_threads("fetch_release")
     resources:
-        mem_mb=2000,
-        runtime=60,
+        **job_resources("fetch_release"),
     params:
         release="vgg19",
         # a mirror and sha256 pin (config releases.vgg19; optional)

@@ -9,7 +9,7 @@ from defocus.logs import rule_log
 
 with rule_log(snakemake.log[0]) as log:  # noqa: F821
     sm = snakemake  # noqa: F821
-    name = sm.wildcards.registry_set
+    name = sm.wildcards.dataset
     # the marker lives in <resources>/<name>/, next to the unpacked dataset
     resources = Path(sm.output.marker).parent.parent
     root = ensure_dataset(name, sm.params.entry, resources)

@@ -14,7 +14,7 @@ from defocus.logs import rule_log
 
 with rule_log(snakemake.log[0]):  # noqa: F821
     sm = snakemake  # noqa: F821
-    name = sm.wildcards.registry_set
+    name = sm.wildcards.dataset
     entry = sm.params.entry
     if entry["root"]:
         root = Path(entry["root"])
