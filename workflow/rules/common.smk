@@ -245,8 +245,11 @@ def weights_file(method):
     return plan.weights_file(config, method, RESOURCES)
 
 
-#: the DMENet authors' Caffe VGG19 for `vgg_weights = release` (fetched by fetch_vgg19)
-VGG19_RELEASE = f"{RESOURCES}/weights/vgg19/vgg19.npy"
+from defocus.releases import get_release
+
+#: the DMENet authors' Caffe VGG19 for `vgg_weights = release` (registry defocus.releases,
+#: fetched by rule fetch_vgg19)
+VGG19_RELEASE = f"{RESOURCES}/{get_release('vgg19').output}"
 
 
 def run_params(method):

@@ -30,62 +30,37 @@ rule train:
         " --device {params.device} --seed {params.seed} --log-file {log}"
 
 
-rule fetch_weights:
-    """The DHDE authors' trained model (github zzangjinsun/DHDE_CVPR17), verified download."""
-    output:
-        weights=f"{RESOURCES}/weights/dhde/release.caffemodel",
-    log:
-        "logs/data/fetch_weights_dhde.log",
-    retries: 1
-    conda:
-        "../../envs/defocus.yaml"
-    threads: job_threads("fetch_release")
-    resources:
-        **job_resources("fetch_release"),
-    params:
-        # a mirror and sha256 pin of the release (config releases.dhde; optional)
-        entry=lambda wc: config["releases"].get("dhde") or {},
-    script:
-        "../scripts/fetch_weights.py"
+from defocus.releases import get_release
 
+#: the authors' released weights (registry defocus.releases) -> the rule that fetches each
+RELEASE_RULES = {
+    "dhde": "fetch_weights",
+    "dmenet": "fetch_weights_dmenet",
+    "vgg19": "fetch_vgg19",
+}
 
-rule fetch_weights_dmenet:
-    """The DMENet authors' trained checkpoint (github codeslake/DMENet README: DMENet_BDCS.zip),
-    verified download, DMENet_BDCS.npz extracted."""
-    output:
-        weights=f"{RESOURCES}/weights/dmenet/release.npz",
-    log:
-        "logs/data/fetch_weights_dmenet.log",
-    retries: 1
-    conda:
-        "../../envs/defocus.yaml"
-    threads: job_threads("fetch_release")
-    resources:
-        **job_resources("fetch_release"),
-    params:
-        release="dmenet",
-        # a mirror and sha256 pin of the release (config releases.dmenet; optional)
-        entry=lambda wc: config["releases"].get("dmenet") or {},
-    script:
-        "../scripts/fetch_weights.py"
+for _release, _rule in RELEASE_RULES.items():
 
-
-rule fetch_vgg19:
-    """The Caffe VGG19 the DMENet authors start from (release README step 6: vgg19.zip,
-    vgg19.npy extracted), for `vgg_weights: release`."""
-    output:
-        weights=VGG19_RELEASE,
-    log:
-        "logs/data/fetch_vgg19.log",
-    retries: 1
-    conda:
-        "../../envs/defocus.yaml"
-    threads: job_threads("fetch_release")
-    resources:
-        **job_resources("fetch_release"),
-    params:
-        release="vgg19",
-        # a mirror and sha256 pin (config releases.vgg19; optional)
-        entry=lambda wc: config["releases"].get("vgg19") or {},
-    script:
-        "../scripts/fetch_weights.py"
+    rule:
+        """An authors' release (defocus.releases: the DHDE Caffe model, DMENet's DMENet_BDCS.zip
+        or the Caffe VGG19's vgg19.zip, whose one file is extracted), verified download to its
+        resources path; config releases.<name> may name a mirror and pin its file.
+        """
+        name:
+            _rule
+        output:
+            weights=f"{RESOURCES}/{get_release(_release).output}",
+        log:
+            f"logs/data/fetch_release_{_release}.log",
+        retries: 1
+        conda:
+            "../../envs/defocus.yaml"
+        threads: job_threads("fetch_release")
+        resources:
+            **job_resources("fetch_release"),
+        params:
+            release=_release,
+            # a mirror and sha256 pin of the release (config releases.<name>; optional)
+            entry=config["releases"].get(_release) or {},
+        script:
+            "../scripts/fetch_weights.py"
