@@ -1,10 +1,12 @@
 """SYNDOF-style thin-lens defocus rendering (Lee et al. CVPR'19, Sec. 3).
 
 Submodules: :mod:`~defocus.render.physics` (CoC, camera sampling), :mod:`~defocus.render.layered`
-(layered blur and compositing; numpy/OpenCV and torch backends), :mod:`~defocus.render.syndof`
+(layered blur and compositing; its parts :mod:`~defocus.render.layers`,
+:mod:`~defocus.render.footprint`, :mod:`~defocus.render.regionfill` and
+:mod:`~defocus.render.backends`, numpy/OpenCV and torch), :mod:`~defocus.render.syndof`
 (one labelled sample), :mod:`~defocus.render.scenes` (embedded demo scenes),
 :mod:`~defocus.render.build` (dataset builder), :mod:`~defocus.render.cli` (``defocus render``)
-and :mod:`~defocus.render.figures`. Torch and matplotlib are imported only where used.
+and :mod:`~defocus.render.figures`. Torch, SciPy and matplotlib are imported only where used.
 """
 
 from defocus.render.layered import render_layered, render_reference
