@@ -94,6 +94,17 @@ def test_outputs_are_the_workflows_paths():
     assert len(set(outputs)) == len(outputs)
 
 
+def test_used_by_names_a_real_method_parameter():
+    from defocus.methods.registry import method_class
+    from defocus.methods.spec import parse_name
+
+    for r in RELEASES.values():
+        if "@" in r.used_by:
+            base, overrides = parse_name(r.used_by)
+            assert overrides and set(overrides) <= set(method_class(base).defaults), r.name
+            assert f"methods.params.{base}." in r.local, r.name
+
+
 def test_config_schema_has_one_releases_entry_per_registry_entry():
     schema = yaml.safe_load((ROOT / "src" / "defocus" / "schema.yaml").read_text())
     props = schema["properties"]["releases"]["properties"]
@@ -277,3 +288,14 @@ def test_fetch_rtf_conversion_script(tmp_path, serve_dir):
     entry = {"base_url": serve_dir(srv), "sha256": {"convertion.mat": _sha(b"a mirror's table")}}
     _run_script("fetch_rtf_conversion.py", tmp_path, {"table": str(out)}, {"entry": entry})
     assert out.read_bytes() == b"a mirror's table"
+
+
+def test_cli_lists_the_registry(capsys):
+    from defocus.cli import main
+
+    assert main(["weights"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in RELEASES) and "dmenet@vgg_weights=release" in out
+    assert main(["weights", "list"]) == 0 and capsys.readouterr().out == out
+    assert main(["weights", "fetch", "nope"]) == 2
+    assert "unknown release 'nope'" in capsys.readouterr().err

@@ -84,6 +84,24 @@ def _datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _weights(args: argparse.Namespace) -> int:
+    from defocus.releases import get_release, list_table
+
+    if args.weights_cmd in (None, "list"):
+        print(list_table())
+        return 0
+    from defocus.datasets.download import DownloadError
+    from defocus.releases import fetch
+
+    try:
+        path = fetch(args.name, get_release(args.name).path(args.dest))
+    except (DownloadError, KeyError, ValueError) as e:
+        print(f"defocus weights fetch: {e}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
 def _methods(args: argparse.Namespace) -> int:
     from defocus.methods.registry import available, method_class
 
@@ -305,6 +323,14 @@ def build_parser() -> argparse.ArgumentParser:
     fe.add_argument("name", help="registry name (see `defocus datasets list`)")
     fe.add_argument("--dest", default="resources", help="download folder (default: resources)")
     ds.set_defaults(func=_datasets)
+
+    we = sub.add_parser("weights", help="authors' released weights and tables (registry)")
+    wsub = we.add_subparsers(dest="weights_cmd")
+    wsub.add_parser("list", help="registry (the default): file, sha256, output, used by")
+    wf = wsub.add_parser("fetch", help="download and verify one release to its resources path")
+    wf.add_argument("name", help="registry name (see `defocus weights list`)")
+    wf.add_argument("--dest", default="resources", help="resources folder (default: resources)")
+    we.set_defaults(func=_weights)
 
     sc = sub.add_parser(
         "score",

@@ -62,7 +62,7 @@ class Release:
     output : str
         Where the pipeline writes it, relative to the resources folder.
     used_by : str
-        The method or option that reads it.
+        The method spec or config option that reads it.
     local : str
         How to use a local copy instead of the download (the end of an error message).
     member : str
@@ -115,7 +115,7 @@ RELEASES: dict[str, Release] = {
         sha256="a5f922d7622ccdd830cd02cfc0e788f3b9d3ceb038a00d7c60716ab1986ac94a",
         size=507651,
         output="weights/dhde/release.caffemodel",
-        used_by="dhde@weights=release (methods.params.dhde.weights: release)",
+        used_by="dhde@weights=release",
         local="set methods.params.dhde.weights to a local .caffemodel",
     ),
     "dmenet": Release(
@@ -135,7 +135,7 @@ RELEASES: dict[str, Release] = {
         sha256=None,
         size=None,
         output="weights/dmenet/release.npz",
-        used_by="dmenet@weights=release (methods.params.dmenet.weights: release)",
+        used_by="dmenet@weights=release",
         local="set methods.params.dmenet.weights to a local DMENet_BDCS.npz",
         member="DMENet_BDCS.npz",
         check="defocus.methods.dmenet_release:read_npz",
@@ -156,7 +156,7 @@ RELEASES: dict[str, Release] = {
         sha256=None,
         size=None,
         output="weights/vgg19/vgg19.npy",
-        used_by="dmenet vgg_weights=release (methods.params.dmenet.vgg_weights: release)",
+        used_by="dmenet@vgg_weights=release",
         local="set methods.params.dmenet.vgg_weights to a local vgg19.npy",
         member="vgg19.npy",
     ),
@@ -173,7 +173,7 @@ RELEASES: dict[str, Release] = {
         sha256="05d0021fd9b6af116b17fec5a2bff7f8ce66550f02be23555b42eebf87465d36",
         size=325,
         output="rtf_conversion/convertion.mat",
-        used_by="datasets.<rtf set>.conversion: release (RTF blurMap -> sigma)",
+        used_by="datasets.rtf.conversion: release",
         local=(
             "set datasets.rtf.conversion to a local copy of evaluation/RTF/convertion.mat "
             "of github codeslake/DMENet"
