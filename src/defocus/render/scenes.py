@@ -59,14 +59,14 @@ def _fit_max_side(shape_hw, max_side: int | None) -> tuple[int, int]:
 
 def fill_invalid_nearest(depth_m: np.ndarray) -> np.ndarray:
     """Replace NaN/inf depths by the nearest valid depth (Euclidean distance transform)."""
-    from scipy import ndimage
-
     depth = np.asarray(depth_m, dtype=np.float64)
     bad = ~np.isfinite(depth)
     if not bad.any():
         return depth
     if bad.all():
         raise ValueError("depth map has no valid (finite) value to fill from")
+    from scipy import ndimage
+
     idx = ndimage.distance_transform_edt(bad, return_distances=False, return_indices=True)
     return depth[tuple(idx)]
 
