@@ -40,6 +40,14 @@ def check_positive(name: str, value: float) -> float:
     return v
 
 
+def check_positive_int(name: str, value: int) -> int:
+    """Validate an integer >= 1 (e.g. a stride); return it as int."""
+    v = int(value)
+    if v < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return v
+
+
 def resize(x: np.ndarray, shape: tuple[int, int], interp: int = cv2.INTER_LINEAR) -> np.ndarray:
     """Resize a 2-D float map to ``shape`` = (H, W)."""
     h, w = shape
@@ -199,6 +207,12 @@ def patches_at(gray: np.ndarray, ys: np.ndarray, xs: np.ndarray, window: int) ->
     """The ``window x window`` patches centred on pixels ``(ys, xs)``: (N, window, window)."""
     windows = dense_patches(gray, window, 1)
     return np.ascontiguousarray(windows[ys, xs])
+
+
+def centred_rows(patches: np.ndarray) -> np.ndarray:
+    """(N, ...) patches as float32 rows (N, d), each minus its own mean."""
+    p = np.asarray(patches, dtype=np.float32).reshape(len(patches), -1)
+    return p - p.mean(axis=1, keepdims=True)
 
 
 def save_model(workdir, model: dict) -> Path:

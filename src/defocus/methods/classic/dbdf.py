@@ -48,7 +48,9 @@ import numpy as np
 
 from defocus.methods.base import Method, MethodError, check_image
 from defocus.methods.classic._common import (
+    centred_rows,
     check_odd_window,
+    check_positive_int,
     load_labelled_images,
     load_model,
     manifest_paths,
@@ -192,11 +194,6 @@ def learn_filters(sharp: np.ndarray, blurred: np.ndarray, n_filters: int) -> np.
     return (w / np.linalg.norm(w, axis=0, keepdims=True)).astype(np.float32)
 
 
-def _flat(patches: np.ndarray) -> np.ndarray:
-    p = np.asarray(patches, dtype=np.float32).reshape(len(patches), -1)
-    return p - p.mean(axis=1, keepdims=True)
-
-
 # -- naive Bayes -----------------------------------------------------------------------
 def fit_histograms(
     features: np.ndarray, labels: np.ndarray, n_bins: int
@@ -303,10 +300,7 @@ class DBDF(Method):
         return scales
 
     def _stride(self) -> int:
-        stride = int(self.params["stride"])
-        if stride < 1:
-            raise ValueError(f"stride must be a positive integer, got {self.params['stride']!r}")
-        return stride
+        return check_positive_int("stride", self.params["stride"])
 
     # -- features ---------------------------------------------------------------------
     def hand_features(self, patches: np.ndarray, alpha0: float) -> np.ndarray:
@@ -325,7 +319,7 @@ class DBDF(Method):
         self, patches: np.ndarray, alpha0: float, filters: np.ndarray, clip: np.ndarray
     ) -> np.ndarray:
         """(N, 3 + n_filters) features of one scale."""
-        resp = np.abs(_flat(patches) @ filters)
+        resp = np.abs(centred_rows(patches) @ filters)
         resp = np.clip(resp, clip[0], clip[1])
         return np.concatenate([self.hand_features(patches, alpha0), resp], axis=1)
 
@@ -362,7 +356,7 @@ class DBDF(Method):
         model: dict[str, np.ndarray] = {"scales": np.asarray(scales)}
         for s in scales:
             patches = [patches_at(g, ys, xs, s) for g, ys, xs, _, _ in samples]
-            flat = np.concatenate([_flat(q) for q in patches])
+            flat = np.concatenate([centred_rows(q) for q in patches])
             filters = learn_filters(flat[labels == 0], flat[labels == 1], int(p["n_filters"]))
             resp = np.abs(flat @ filters)
             clip = np.stack([np.percentile(resp, 3, axis=0), np.percentile(resp, 97, axis=0)])

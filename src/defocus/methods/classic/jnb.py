@@ -37,7 +37,9 @@ import numpy as np
 
 from defocus.methods.base import Method, MethodError, check_image
 from defocus.methods.classic._common import (
+    centred_rows,
     check_positive,
+    check_positive_int,
     load_labelled_images,
     load_model,
     manifest_paths,
@@ -96,11 +98,6 @@ def omp_atom_count(x: np.ndarray, dictionary: np.ndarray, tol: float, max_atoms:
         count[active] += 1
         active = active[(resid[active] ** 2).sum(axis=1) > tol2]
     return count
-
-
-def _flat(patches: np.ndarray) -> np.ndarray:
-    p = np.asarray(patches, dtype=np.float32).reshape(len(patches), -1)
-    return p - p.mean(axis=1, keepdims=True)
 
 
 class JNB(Method):
@@ -184,7 +181,7 @@ class JNB(Method):
         for gray, mask in images:
             ys, xs, ls = sample_centres(mask, int(p["patches_per_image"]), s // 2 + 1, rng)
             sharp = ls == 0
-            q = _flat(patches_at(gray, ys[sharp], xs[sharp], s | 1)[:, :s, :s])
+            q = centred_rows(patches_at(gray, ys[sharp], xs[sharp], s | 1)[:, :s, :s])
             parts.append(q[q.std(axis=1) >= t_edge])
         x = np.concatenate(parts) if parts else np.zeros((0, s * s), np.float32)
         n_atoms = int(p["n_atoms"])
@@ -221,23 +218,24 @@ class JNB(Method):
             raise MethodError("jnb has no dictionary: call load(checkpoint) or fit() first")
         s = self._patch()
         tol = check_positive("eps_rms", self.params["eps_rms"]) * s
-        return omp_atom_count(_flat(patches), self.dictionary, tol, int(self.params["max_atoms"]))
+        return omp_atom_count(
+            centred_rows(patches), self.dictionary, tol, int(self.params["max_atoms"])
+        )
 
     def raw_feature(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-pixel blur ``1 - n / max_atoms`` and the structure confidence (both (H, W))."""
         image = check_image(image)
         gray = to_gray(image)
         s = self._patch()
-        stride = int(self.params["stride"])
-        if stride < 1:
-            raise ValueError(f"stride must be a positive integer, got {self.params['stride']!r}")
+        stride = check_positive_int("stride", self.params["stride"])
         max_atoms = int(self.params["max_atoms"])
         t_edge = check_positive("t_edge", self.params["t_edge"])
 
         def fn(q):
             q = q[:, :s, :s]
             return np.stack(
-                [1.0 - self.atom_counts(q) / max_atoms, _flat(q).std(axis=1) >= t_edge], axis=1
+                [1.0 - self.atom_counts(q) / max_atoms, centred_rows(q).std(axis=1) >= t_edge],
+                axis=1,
             )
 
         out = patchwise(gray, s | 1, stride, fn, chunk=2048)

@@ -28,7 +28,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from defocus.methods.base import Method, check_image, minmax_normalise
-from defocus.methods.classic._common import grid_to_full, to_gray
+from defocus.methods.classic._common import check_positive_int, grid_to_full, to_gray
 
 
 def singular_value_ratio(patches: np.ndarray, k: int) -> np.ndarray:
@@ -106,9 +106,7 @@ class SVDBlur(Method):
         k = int(self.params["k"])
         if not 1 <= k <= w:
             raise ValueError(f"k must be in [1, window={w}], got {self.params['k']!r}")
-        stride = int(self.params["stride"])
-        if stride < 1:
-            raise ValueError(f"stride must be a positive integer, got {self.params['stride']!r}")
+        stride = check_positive_int("stride", self.params["stride"])
         norm = self.params["normalize"]
         if norm not in ("minmax", "none"):
             raise ValueError(f"normalize must be 'minmax' or 'none', got {norm!r}")
