@@ -138,35 +138,23 @@ def _continuous_row(
     return row
 
 
+def read_syndof_gt(path: str | Path) -> np.ndarray:
+    """CoC (px, float32) of a test/SYNDOF/gt file: ``15 * gt / 255`` (main.py lines 515-517),
+    the grey level scaled by its type's maximum."""
+    g = read_gray(path)
+    top = float(np.iinfo(g.dtype).max) if np.issubdtype(g.dtype, np.integer) else 1.0
+    return (g.astype(np.float32) / np.float32(top) * np.float32(MAX_COC)).astype(np.float32)
+
+
 def _syndof(root: Path, out_dir: Path, threshold: float, prefix: str = "") -> list[dict]:
-    rows = []
-    train = _pairs(
-        _folder(root, "train/SYNDOF/image"), _folder(root, "train/SYNDOF/blur_map"), IMAGE_EXTS
-    )
-    for img, lab in train:
-        coc = read_blur_map(lab)
-        rows.append(
-            _continuous_row(
-                f"{prefix}train_{img.stem}",
-                "train",
-                img,
-                coc,
-                coc_to_sigma(coc),
-                lab,
-                out_dir,
-                threshold,
-            )  # fmt: skip
-        )
-    test_img = _folder(root, "test/SYNDOF/image", required=False)
-    if test_img is not None:
-        for img, lab in _pairs(test_img, _folder(root, "test/SYNDOF/gt"), IMAGE_EXTS):
-            g = read_gray(lab)
-            top = float(np.iinfo(g.dtype).max) if np.issubdtype(g.dtype, np.integer) else 1.0
-            coc = (g.astype(np.float32) / np.float32(top) * np.float32(MAX_COC)).astype(np.float32)
+    def rows_of(split: str, pairs: list[tuple[Path, Path]], read_coc) -> list[dict]:
+        rows = []
+        for img, lab in pairs:
+            coc = read_coc(lab)
             rows.append(
                 _continuous_row(
-                    f"{prefix}test_{img.stem}",
-                    "test",
+                    f"{prefix}{split}_{img.stem}",
+                    split,
                     img,
                     coc,
                     coc_to_sigma(coc),
@@ -175,6 +163,16 @@ def _syndof(root: Path, out_dir: Path, threshold: float, prefix: str = "") -> li
                     threshold,
                 )  # fmt: skip
             )
+        return rows
+
+    train = _pairs(
+        _folder(root, "train/SYNDOF/image"), _folder(root, "train/SYNDOF/blur_map"), IMAGE_EXTS
+    )
+    rows = rows_of("train", train, read_blur_map)
+    test_img = _folder(root, "test/SYNDOF/image", required=False)
+    if test_img is not None:
+        test = _pairs(test_img, _folder(root, "test/SYNDOF/gt"), IMAGE_EXTS)
+        rows += rows_of("test", test, read_syndof_gt)
     return rows
 
 
