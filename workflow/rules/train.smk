@@ -25,7 +25,7 @@ rule train:
         device=config["device"],
         seed=config["seed"],
     shell:
-        "\"$DEFOCUS_PYTHON\" {params.launcher}-m defocus.train --method {params.method} --params {params.params}"
+        '"$DEFOCUS_PYTHON" {params.launcher}-m defocus.train --method {params.method} --params {params.params}'
         " --data {params.data} --workdir {params.workdir} --out {output.model}"
         " --device {params.device} --seed {params.seed} --log-file {log}"
 
