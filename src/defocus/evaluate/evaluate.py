@@ -103,6 +103,22 @@ def _resize(m: np.ndarray, shape: tuple[int, ...], how: str, clip: bool) -> np.n
     return np.clip(out, 0.0, 1.0) if clip else np.maximum(out, 0.0)
 
 
+def _to_gt_shape(
+    m: np.ndarray, gt: np.ndarray, how: str, clip: bool, kind: str, row: Any, pred_h5: Path
+) -> np.ndarray:
+    """``m`` (the ``kind`` map of manifest ``row``) at the shape of its ``gt``: unchanged when
+    the shapes agree, else resized by :func:`_resize` with the protocol's ``how`` (an error
+    when ``how`` is ``"none"``)."""
+    if m.shape == gt.shape:
+        return m
+    if how == "none":
+        raise PredictionError(
+            f"{row.id}: {kind} map shape {m.shape} in {pred_h5} differs from GT shape "
+            f"{gt.shape} in {row.gt}"
+        )
+    return _resize(m, gt.shape, how, clip=clip)
+
+
 def _check_files(df: pd.DataFrame, manifest_csv: str | os.PathLike) -> None:
     """Every image and GT file of the scored rows exists (the manifest's own check, on the
     rows a protocol selects)."""
@@ -273,23 +289,11 @@ def evaluate_file(
             gt = read_gray(row.gt)
             if proto["normalise"] == "mat2gray":
                 pred = mat2gray(pred)
-            if pred.shape != gt.shape:
-                if proto["resize"] == "none":
-                    raise PredictionError(
-                        f"{row.id}: prediction map shape {pred.shape} in {pred_h5} differs from "
-                        f"GT shape {gt.shape} in {row.gt}"
-                    )
-                pred = _resize(pred, gt.shape, proto["resize"], clip=True)
+            pred = _to_gt_shape(pred, gt, proto["resize"], True, "prediction", row, pred_h5)
             ev.step(row.id, pred, gt)
             if levels is not None and f"raw/{row.id}" in f:
                 raw = f[f"raw/{row.id}"][()]
-                if raw.shape != gt.shape:
-                    if proto["resize"] == "none":
-                        raise PredictionError(
-                            f"{row.id}: raw map shape {raw.shape} in {pred_h5} differs from GT "
-                            f"shape {gt.shape} in {row.gt}"
-                        )
-                    raw = _resize(raw, gt.shape, proto["resize"], clip=False)
+                raw = _to_gt_shape(raw, gt, proto["resize"], False, "raw", row, pred_h5)
                 counts = threshold_counts(raw, binarise_gt(gt, proto["gt_binarise"]), levels)
                 for acc, c in zip((sigma_tp, sigma_fp, sigma_fn), counts, strict=True):
                     acc.append(c)
