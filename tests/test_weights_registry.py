@@ -261,7 +261,7 @@ def _run_script(script: str, tmp_path: Path, output: dict, params: dict) -> None
     runpy.run_path(str(ROOT / "workflow" / "scripts" / script), {"snakemake": smk})
 
 
-def test_fetch_weights_script_fetches_any_entry(tmp_path, serve_dir):
+def test_fetch_release_script_fetches_any_entry(tmp_path, serve_dir):
     srv = tmp_path / "srv"
     srv.mkdir()
     zipped = _zip({"vgg19/vgg19.npy": np.arange(3).tobytes()})
@@ -269,14 +269,13 @@ def test_fetch_weights_script_fetches_any_entry(tmp_path, serve_dir):
     out = tmp_path / get_release("vgg19").path("resources")
     entry = {"base_url": serve_dir(srv), "sha256": {"vgg19.zip": _sha(zipped)}}
     params = {"release": "vgg19", "entry": entry}
-    _run_script("fetch_weights.py", tmp_path, {"weights": str(out)}, params)
+    _run_script("fetch_release.py", tmp_path, {"file": str(out)}, params)
     assert out.read_bytes() == np.arange(3).tobytes()
-    # rule fetch_weights has no param release: the DHDE model
     (srv / "DHDE_model.caffemodel").write_bytes(b"not the authors' model")
     out = tmp_path / get_release("dhde").path("resources")
     with pytest.raises(DownloadError, match="checksum mismatch.*DHDE release weights"):
-        params = {"entry": {"base_url": entry["base_url"]}}
-        _run_script("fetch_weights.py", tmp_path, {"weights": str(out)}, params)
+        params = {"release": "dhde", "entry": {"base_url": entry["base_url"]}}
+        _run_script("fetch_release.py", tmp_path, {"file": str(out)}, params)
     assert not out.exists()
 
 
@@ -286,7 +285,8 @@ def test_fetch_rtf_conversion_script(tmp_path, serve_dir):
     (srv / "convertion.mat").write_bytes(b"a mirror's table")
     out = tmp_path / get_release("rtf_conversion").path("resources")
     entry = {"base_url": serve_dir(srv), "sha256": {"convertion.mat": _sha(b"a mirror's table")}}
-    _run_script("fetch_rtf_conversion.py", tmp_path, {"table": str(out)}, {"entry": entry})
+    params = {"release": "rtf_conversion", "entry": entry}
+    _run_script("fetch_release.py", tmp_path, {"file": str(out)}, params)
     assert out.read_bytes() == b"a mirror's table"
 
 

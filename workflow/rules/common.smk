@@ -10,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 from defocus import plan
 from defocus.config import method_params
 from defocus.datasets.registry import REGISTRY
+from defocus.releases import get_release
 
 SYNDOF_SETS = sorted(config["syndof"])
 REGISTRY_SETS = sorted(REGISTRY)
@@ -145,7 +146,7 @@ def root_fingerprint(wildcards):
 
 
 #: DMENet's RTF conversion table, fetched for `datasets.<name>.conversion: release`
-RTF_CONVERSION = f"{RESOURCES}/rtf_conversion/convertion.mat"
+RTF_CONVERSION = f"{RESOURCES}/{get_release('rtf_conversion').output}"
 
 
 def fetch_input(wildcards):
@@ -244,8 +245,6 @@ def weights_file(method):
     """The file a method converts instead of training ("" when it trains)."""
     return plan.weights_file(config, method, RESOURCES)
 
-
-from defocus.releases import get_release
 
 #: the DMENet authors' Caffe VGG19 for `vgg_weights = release` (registry defocus.releases,
 #: fetched by rule fetch_vgg19)

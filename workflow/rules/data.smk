@@ -64,20 +64,37 @@ rule demo_sharp:
         "../scripts/demo_sharp.py"
 
 
-rule fetch_rtf_conversion:
-    """DMENet's RTF blurMap -> Gaussian sigma table (evaluation/RTF/convertion.mat), verified."""
-    output:
-        table=RTF_CONVERSION,
-    log:
-        "logs/data/fetch_rtf_conversion.log",
-    retries: 1
-    conda:
-        "../../envs/defocus.yaml"
-    threads: job_threads("fetch_release")
-    resources:
-        **job_resources("fetch_release"),
-    params:
-        # a mirror and sha256 pin (config releases.rtf_conversion; optional)
-        entry=lambda wc: config["releases"].get("rtf_conversion") or {},
-    script:
-        "../scripts/fetch_rtf_conversion.py"
+# The authors' released files (defocus.releases), one rule each: weights and auxiliary data.
+RELEASE_RULES = {
+    "dhde": "fetch_weights",
+    "dmenet": "fetch_weights_dmenet",
+    "vgg19": "fetch_vgg19",
+    "rtf_conversion": "fetch_rtf_conversion",
+}
+
+for _release, _rule in RELEASE_RULES.items():
+
+    rule:
+        """An authors' release (defocus.releases: the DHDE Caffe model, DMENet's DMENet_BDCS.zip
+        or the Caffe VGG19's vgg19.zip, whose one file is extracted, or DMENet's RTF conversion
+        table), verified download to its resources path; config releases.<name> may name a
+        mirror and pin its file.
+        """
+        name:
+            _rule
+        output:
+            file=f"{RESOURCES}/{get_release(_release).output}",
+        log:
+            f"logs/data/fetch_release_{_release}.log",
+        retries: 1
+        conda:
+            "../../envs/defocus.yaml"
+        threads: job_threads("fetch_release")
+        resources:
+            **job_resources("fetch_release"),
+        params:
+            release=_release,
+            # a mirror and sha256 pin of the release (config releases.<name>; optional)
+            entry=config["releases"].get(_release) or {},
+        script:
+            "../scripts/fetch_release.py"

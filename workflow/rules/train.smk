@@ -33,34 +33,3 @@ rule train:
 from defocus.releases import get_release
 
 #: the authors' released weights (registry defocus.releases) -> the rule that fetches each
-RELEASE_RULES = {
-    "dhde": "fetch_weights",
-    "dmenet": "fetch_weights_dmenet",
-    "vgg19": "fetch_vgg19",
-}
-
-for _release, _rule in RELEASE_RULES.items():
-
-    rule:
-        """An authors' release (defocus.releases: the DHDE Caffe model, DMENet's DMENet_BDCS.zip
-        or the Caffe VGG19's vgg19.zip, whose one file is extracted), verified download to its
-        resources path; config releases.<name> may name a mirror and pin its file.
-        """
-        name:
-            _rule
-        output:
-            weights=f"{RESOURCES}/{get_release(_release).output}",
-        log:
-            f"logs/data/fetch_release_{_release}.log",
-        retries: 1
-        conda:
-            "../../envs/defocus.yaml"
-        threads: job_threads("fetch_release")
-        resources:
-            **job_resources("fetch_release"),
-        params:
-            release=_release,
-            # a mirror and sha256 pin of the release (config releases.<name>; optional)
-            entry=config["releases"].get(_release) or {},
-        script:
-            "../scripts/fetch_weights.py"
