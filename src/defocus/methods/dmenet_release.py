@@ -20,7 +20,7 @@ Variable names (release ``model.py`` and ``main.py`` lines 103-120):
   ``b_conv2d``; both spellings are read;
 * ``BatchNormLayer``: ``beta``, ``moving_mean``, ``moving_variance``, and ``gamma`` only when
   ``gamma_init`` is set, which the release never does in the decoder, S or D (so gamma = 1);
-  epsilon 1e-5 (TensorLayer's default, as :func:`defocus.methods.dmenet._bn`);
+  epsilon 1e-5 (TensorLayer's default, as :func:`defocus.methods.dmenet.layers._bn`);
 * the training graph also builds a VGG classification head in the encoder scope
   (``model.py`` lines 78-88: ``conv6_1``, ``c_logits_1``, ``c_logits_2``) that no output
   uses; those variables are recognised and skipped.
@@ -28,7 +28,7 @@ Variable names (release ``model.py`` and ``main.py`` lines 103-120):
 Layouts: NHWC activations, so a concat of ``[upsampled, skip]`` on axis 3 is PyTorch's concat
 on axis 1 in the same channel order; kernels HWIO -> PyTorch OIHW; the encoder's 3x3 convs
 pad 1 px ``"Symmetric"`` then convolve ``VALID`` (= this package's edge replication), the
-discriminator's 4x4 stride-2 convs pad ``'SAME'`` (:func:`defocus.methods.dmenet._pad_same`).
+discriminator's 4x4 stride-2 convs pad ``'SAME'`` (:func:`defocus.methods.dmenet.layers._pad_same`).
 The encoder's input is BGR, 0-255, minus the Caffe mean (``vgg_input="caffe"``), and the
 network's output is CoC / 15 (``target="coc"``).
 
