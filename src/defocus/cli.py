@@ -66,40 +66,44 @@ def _render(args: argparse.Namespace) -> int:
     return int(run(args) or 0)
 
 
-def _datasets(args: argparse.Namespace) -> int:
-    from defocus.datasets.registry import list_table
-
-    if args.datasets_cmd == "list":
-        print(list_table())
-        return 0
-    from defocus.datasets.download import DownloadError, ensure_dataset
-
-    entry = {"root": None, "polarity": None, "sha256": {}}
-    try:
-        root = ensure_dataset(args.name, entry, args.dest)
-    except (DownloadError, KeyError, ValueError) as e:
-        print(f"defocus datasets fetch: {e}", file=sys.stderr)
-        return 2
-    print(root)
-    return 0
-
-
-def _weights(args: argparse.Namespace) -> int:
-    from defocus.releases import get_release, list_table
-
-    if args.weights_cmd in (None, "list"):
+def _list_or_fetch(command: str, subcommand: str | None, list_table, fetch) -> int:
+    """``defocus COMMAND [list | fetch NAME]``: print ``list_table()`` or the path ``fetch()``
+    returns (exit status 2 with the reason when the download or its check fails)."""
+    if subcommand in (None, "list"):
         print(list_table())
         return 0
     from defocus.datasets.download import DownloadError
-    from defocus.releases import fetch
 
     try:
-        path = fetch(args.name, get_release(args.name).path(args.dest))
+        path = fetch()
     except (DownloadError, KeyError, ValueError) as e:
-        print(f"defocus weights fetch: {e}", file=sys.stderr)
+        print(f"defocus {command} fetch: {e}", file=sys.stderr)
         return 2
     print(path)
     return 0
+
+
+def _datasets(args: argparse.Namespace) -> int:
+    from defocus.datasets.registry import list_table
+
+    def fetch() -> Path:
+        from defocus.datasets.download import ensure_dataset
+
+        entry = {"root": None, "polarity": None, "sha256": {}}
+        return ensure_dataset(args.name, entry, args.dest)
+
+    return _list_or_fetch("datasets", args.datasets_cmd, list_table, fetch)
+
+
+def _weights(args: argparse.Namespace) -> int:
+    from defocus.releases import fetch, get_release, list_table
+
+    return _list_or_fetch(
+        "weights",
+        args.weights_cmd,
+        list_table,
+        lambda: fetch(args.name, get_release(args.name).path(args.dest)),
+    )
 
 
 def _methods(args: argparse.Namespace) -> int:
