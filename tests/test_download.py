@@ -233,3 +233,29 @@ def test_fetch_release_uses_the_mirror_and_its_pin(tmp_path, serve_dir, caplog):
     assert "releases.demo.sha256.model.bin" in caplog.text and good in caplog.text
     with pytest.raises(DownloadError, match=r"releases\.demo\.sha256 names unknown file"):
         dl.fetch_release(remote, tmp_path / "c", {"sha256": {"other.bin": good}}, "demo", False)
+
+
+def test_a_users_folder_of_the_dataset_name_is_never_replaced(server, tmp_path):
+    """`datasets fetch --dest` into a folder that already holds the user's own `cuhk/` (no
+    SHA256SUMS: no download made it) stops before downloading and deletes nothing."""
+    base, srv = server
+    mine = tmp_path / "cuhk"
+    (mine / "image").mkdir(parents=True)
+    (mine / "image" / "my_photo.jpg").write_bytes(b"mine")
+    (mine / "notes.txt").write_text("my annotations")
+    before = {p: p.read_bytes() for p in _files_under(mine)}
+    with pytest.raises(DownloadError, match="not made by a download.*datasets.cuhk.root"):
+        fetch("cuhk", tmp_path, progress=False, spec=_spec(base, srv))
+    assert {p: p.read_bytes() for p in _files_under(mine)} == before
+    assert not (tmp_path / "archives").exists()  # stopped before downloading
+    # a file of that name is refused the same way
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "cuhk").write_text("a file")
+    with pytest.raises(DownloadError, match="refusing to replace"):
+        fetch("cuhk", tmp_path / "other", progress=False, spec=_spec(base, srv))
+    assert (tmp_path / "other" / "cuhk").read_text() == "a file"
+    # an empty folder, or one a download made, is (re)filled
+    mine_empty = tmp_path / "empty"
+    (mine_empty / "cuhk").mkdir(parents=True)
+    root = fetch("cuhk", mine_empty, progress=False, spec=_spec(base, srv))
+    assert (root / "gt" / "out_of_focus0001.png").is_file()

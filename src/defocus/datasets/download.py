@@ -215,6 +215,7 @@ def unpack(
     ``root/SHA256SUMS``.
     """
     root = Path(root)
+    _check_replaceable(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".tmp", dir=root.parent))
     try:
@@ -235,6 +236,21 @@ def unpack(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return root
+
+
+def _check_replaceable(root: Path) -> None:
+    """Refuse to replace ``root`` unless a download made it (it holds ``SHA256SUMS``) or it is
+    an empty folder: a user's own copy or files of the same name are never deleted."""
+    if not root.exists() and not root.is_symlink():
+        return
+    if root.is_dir() and not root.is_symlink():
+        if (root / SUMS_NAME).is_file() or not any(root.iterdir()):
+            return
+    raise DownloadError(
+        f"{root} exists and was not made by a download (no {SUMS_NAME}): refusing to replace "
+        f"it. Point datasets.{root.name}.root at it to use it as a local copy, or move it, "
+        "or download into another folder (--dest / resources_dir)"
+    )
 
 
 def read_sums(root: str | os.PathLike) -> dict[str, str]:
@@ -304,6 +320,7 @@ def fetch(
         )
     dest_dir = Path(dest_dir)
     root = dest_dir / name
+    _check_replaceable(root)  # before any download: a user's folder of that name stays
     overrides = dict(sha256_overrides or {})
     unknown = set(overrides) - {f.fname for f in spec.files}
     if unknown:
