@@ -31,6 +31,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from defocus.datasets.registry import lookup, text_table
+
 
 class UnknownReleaseError(KeyError):
     """A release name that the registry does not know."""
@@ -184,12 +186,7 @@ RELEASES: dict[str, Release] = {
 
 def get_release(name: str) -> Release:
     """The :class:`Release` registered as ``name``."""
-    try:
-        return RELEASES[name]
-    except KeyError:
-        raise UnknownReleaseError(
-            f"unknown release {name!r}; known: {', '.join(sorted(RELEASES))}"
-        ) from None
+    return lookup(RELEASES, name, "release", UnknownReleaseError)
 
 
 def _extract_member(archive: Path, release: Release, dest: Path, folder: Path) -> None:
@@ -293,7 +290,4 @@ def list_table() -> str:
         fname = f"{r.fname} -> {r.member}" if r.member else r.fname
         pinned = f"pinned {r.sha256[:12]}" if r.sha256 else "none (pin the logged one)"
         rows.append((r.name, fname, pinned, r.output, r.used_by))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return text_table(rows)

@@ -385,14 +385,27 @@ REGISTRY["photos"] = DatasetSpec(
 )
 
 
+def lookup(table: dict, name: str, what: str, error: type[Exception]):
+    """``table[name]``, or ``error`` naming ``what`` was asked for and every known name (the
+    dataset and release registries)."""
+    try:
+        return table[name]
+    except KeyError:
+        raise error(f"unknown {what} {name!r}; known: {', '.join(sorted(table))}") from None
+
+
+def text_table(rows: list[tuple[str, ...]]) -> str:
+    """Rows (the first is the header) as left-aligned plain-text columns, a rule under the
+    header (``defocus datasets list``, ``defocus weights``)."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
 def get_spec(name: str) -> DatasetSpec:
     """The :class:`DatasetSpec` registered as ``name``."""
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise UnknownDatasetError(
-            f"unknown dataset {name!r}; known: {', '.join(sorted(REGISTRY))}"
-        ) from None
+    return lookup(REGISTRY, name, "dataset", UnknownDatasetError)
 
 
 def _fmt_size(n: int | None) -> str:
@@ -424,7 +437,4 @@ def list_table() -> str:
                 spec.gt_polarity or "-",
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return text_table(rows)
