@@ -71,7 +71,7 @@ __all__ = [
 
 def _read_release(root: Path, out_dir: Path, polarity: str, **options):
     """The DMENet authors' data and plain photo folders (:mod:`defocus.datasets.dmenet_release`,
-    imported here because it builds on this module's helpers)."""
+    imported here because it builds on this package's helpers)."""
     from defocus.datasets import dmenet_release
 
     part = options.pop("part")

@@ -10,11 +10,7 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from defocus.datasets.readers.common import (
-    DatasetLayoutError,
-    _files,
-    _mask_row,
-)
+from defocus.datasets.readers.common import DatasetLayoutError, _files, _mask_row
 
 log = logging.getLogger(__name__)
 

@@ -10,12 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from defocus.datasets.readers.common import (
-    DatasetLayoutError,
-    _check_same_size,
-    _files,
-    _save_npy,
-)
+from defocus.datasets.readers.common import DatasetLayoutError, _check_same_size, _files, _save_npy
 from defocus.io.depth import read_depth, read_dpt, read_middlebury_calib
 from defocus.io.image import read_image
 

@@ -7,12 +7,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from defocus.datasets.readers.common import (
-    IMAGE_EXTS,
-    DatasetLayoutError,
-    _files,
-    _mask_row,
-)
+from defocus.datasets.readers.common import IMAGE_EXTS, DatasetLayoutError, _files, _mask_row
 
 log = logging.getLogger(__name__)
 

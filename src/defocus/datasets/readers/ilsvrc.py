@@ -9,11 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from defocus.datasets.readers.common import (
-    IMAGE_EXTS,
-    DatasetLayoutError,
-    _files,
-)
+from defocus.datasets.readers.common import IMAGE_EXTS, DatasetLayoutError, _files
 
 log = logging.getLogger(__name__)
 
