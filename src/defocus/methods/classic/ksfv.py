@@ -67,6 +67,7 @@ from defocus.methods.base import Method, MethodError, check_image
 from defocus.methods.classic._common import (
     check_odd_window,
     check_positive,
+    check_positive_int,
     grid_to_full,
     load_labelled_images,
     load_model,
@@ -570,9 +571,7 @@ class KSFV(Method):
         image = check_image(image)
         if self.svm is None:
             raise MethodError("ksfv has no SVM: call load(checkpoint) or fit() first")
-        stride = int(self.params["stride"])
-        if stride < 1:
-            raise ValueError(f"stride must be a positive integer, got {self.params['stride']!r}")
+        stride = check_positive_int("stride", self.params["stride"])
         gray = to_gray(image)
         feats = self.feature_map(gray)[::stride, ::stride]
         gh, gw, f = feats.shape
