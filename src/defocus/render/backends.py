@@ -38,11 +38,20 @@ class _NumpyOps:
     def kernel(self, k, r):
         return k.astype(np.float32)
 
-    def _blur(self, win, k, r):
+    def _blur(self, win, k, r, rows=None):
         # two 1-D passes, the vertical one only on the columns kept (sepFilter2D would
-        # filter the whole crop twice)
+        # filter the whole crop twice); with ``rows = (a, b)`` the rows of ``win`` outside
+        # ``[a, b)`` are zero and the horizontal pass skips them (a row's filtered values
+        # do not depend on the other rows, so the result is the same to the bit)
         cv2 = self.cv2
-        x = cv2.filter2D(win, -1, k[None, :], borderType=cv2.BORDER_CONSTANT)
+        if rows is None or rows == (0, win.shape[0]):
+            x = cv2.filter2D(win, -1, k[None, :], borderType=cv2.BORDER_CONSTANT)
+        else:
+            x = np.zeros_like(win)
+            a, b = rows
+            if a >= b:  # nothing to blur
+                return x[r:-r, r:-r].copy()
+            cv2.filter2D(win[a:b], -1, k[None, :], dst=x[a:b], borderType=cv2.BORDER_CONSTANT)
         return cv2.filter2D(x[:, r:-r], -1, k[:, None], borderType=cv2.BORDER_CONSTANT)[r:-r]
 
     def _scale(self, s, f):
@@ -54,7 +63,9 @@ class _NumpyOps:
         p = self.pad
         ys, xs = slice(y0 + p - r, y1 + p + r), slice(x0 + p - r, x1 + p + r)
         sel = (self.lpad[ys, xs] == i).view(np.uint8)
-        o = self._blur(self.cv2.copyTo(self.apad[ys, xs], sel), k, r)
+        used = np.flatnonzero(sel.any(axis=1))  # rows holding a pixel of the layer
+        rows = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 0)
+        o = self._blur(self.cv2.copyTo(self.apad[ys, xs], sel), k, r, rows)
         m = o[..., 0]
         m[m < MASK_EPS] = 0.0
         return o

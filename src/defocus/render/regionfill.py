@@ -80,11 +80,7 @@ def _membrane_solve(ys, xs, idx, known_at, needed=None):
     if needed is not None:
         sel = np.arange(n)
         if not needed.all():
-            inner = nb >= 0
-            graph = _graph(nb[inner], inner.sum(axis=1), n)
-            from scipy.sparse.csgraph import connected_components
-
-            n_comp, comp = connected_components(graph, directed=False)
+            n_comp, comp = _components(ys, xs)
             wanted = np.zeros(n_comp, dtype=bool)
             wanted[comp[needed]] = True
             sel = np.flatnonzero(wanted[comp])
@@ -106,6 +102,17 @@ def _membrane_solve(ys, xs, idx, known_at, needed=None):
     rows, cols = np.repeat(np.arange(n), counts), nb[inner]  # the hole's 4-neighbour pairs
     x = _spd_solve(_graph(cols, counts, n), rows, cols, deg, rhs)
     return x if sel is None else (sel, x)
+
+
+def _components(ys, xs):
+    """4-connected components of the pixels ``(ys, xs)``: their number and each pixel's."""
+    import cv2
+
+    y0, x0 = int(ys.min()), int(xs.min())
+    mask = np.zeros((int(ys.max()) - y0 + 1, int(xs.max()) - x0 + 1), dtype=np.uint8)
+    mask[ys - y0, xs - x0] = 1
+    n_comp, lab = cv2.connectedComponents(mask, connectivity=4, ltype=cv2.CV_32S)
+    return n_comp, lab[ys - y0, xs - x0]  # label 0 is the background: never a pixel's
 
 
 #: Row and column steps of the neighbours N, S, W, E (:func:`_membrane_solve`).
