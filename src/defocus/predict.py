@@ -11,6 +11,17 @@ the inverse of the shrink factor so they stay in pixels of the input. ``max_side
 full resolution. The prediction file records ``max_side`` in its config and the ids that were
 shrunk in the attribute ``resized_ids``; ``defocus predict`` prints each shrunk file.
 
+Timing
+------
+The predict rule stores each image's wall-clock seconds of :func:`run_one` (the method and
+the ``max_side`` resizing). The first prediction of a process also pays one-off costs (lazy
+imports, numba compilation, caches filled on first use, torch's first forward), so
+:func:`predict_manifest` first predicts the split's first image once, untimed, and then times
+every image, that one included: every stored time is a warm one. The prediction file says so
+in its attribute ``timing`` (:data:`TIMING`) and keeps the warm-up's seconds in
+``warmup_seconds``. Methods' predictions do not depend on what was predicted before, so the
+maps are those of a run without the warm-up.
+
 Output names of ``defocus predict``
 -----------------------------------
 A map is written as ``OUT/<stem>.png``. When two inputs share a stem (``photo.jpg`` and
@@ -24,6 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Iterable
@@ -44,6 +56,11 @@ from defocus.methods.registry import get_method, method_class, parse_name
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+#: the ``timing`` attribute of prediction files: how ``seconds/{id}`` were measured
+TIMING = "per image, after one untimed warm-up prediction of the first image"
+#: ... and without the warm-up (``predict_manifest(..., warmup=False)``)
+TIMING_COLD = "per image, no warm-up: the first image's time includes one-off initialisation"
 
 
 class PredictBatchError(RuntimeError):
@@ -183,12 +200,22 @@ def predict_manifest(
     checkpoint: str | os.PathLike | None = None,
     dataset: str | None = None,
     max_side: int = DEFAULT_MAX_SIDE,
+    warmup: bool = True,
 ) -> Path:
-    """Predict every image of ``split`` and write the prediction file atomically."""
+    """Predict every image of ``split`` and write the prediction file atomically.
+
+    With ``warmup`` (the default), the first image is predicted once, untimed, before the
+    timed predictions of all images (module docstring, "Timing").
+    """
     rows = read_manifest(manifest_path, split=split)
     if rows.empty:
         raise ValueError(f"{manifest_path} has no images in split {split!r}")
     method = build_method(spec, params, checkpoint, device)
+    warmup_seconds = math.nan
+    if warmup:
+        first = rows.iloc[0]
+        _, _, warmup_seconds = run_one(method, read_image(first.image), max_side)
+        log.info("%s: untimed warm-up on %s took %.2f s", spec, first.id, warmup_seconds)
     dataset = dataset or Path(manifest_path).parent.name
     config = {
         "method": spec,
@@ -212,6 +239,8 @@ def predict_manifest(
                 )
             w.add(row.id, blur, seconds, raw=raw)
         w.attrs["max_side"] = int(max_side)
+        w.attrs["timing"] = TIMING if warmup else TIMING_COLD
+        w.attrs["warmup_seconds"] = float(warmup_seconds)
         # what the row is and what was loaded (implementation, weights, backbone_init, ...)
         prov = method.provenance(checkpoint)
         w.attrs.update({"provenance_json": json.dumps(prov), **prov})

@@ -5,7 +5,10 @@ Layout (the contract between the predict and evaluate stages):
 * ``maps/{id}``: float32 (H, W) in [0, 1], 1 = blurred, the image's size — the scored map;
 * ``raw/{id}``: the physical map (sigma or CoC in pixels) where the method has one;
   its unit is in the dataset attribute ``unit``;
-* ``seconds/{id}``: scalar, wall-clock seconds of ``predict`` for that image;
+* ``seconds/{id}``: scalar, wall-clock seconds of ``predict`` for that image; how they were
+  taken is in the file attribute ``timing`` (the predict rule: after one untimed warm-up
+  prediction of the first image, whose seconds are in ``warmup_seconds``;
+  :mod:`defocus.predict`);
 * file attributes: ``method``, ``dataset``, ``config_hash``, ``device``, ``seconds_per_image``
   (mean), ``n_images``, ``created`` (ISO time), ``defocus_version``, and what made the maps
   (:func:`defocus.provenance.provenance_attrs`): ``versions_json`` (python, numpy, scipy,
