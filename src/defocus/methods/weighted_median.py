@@ -241,7 +241,10 @@ def weighted_median_once(
 ) -> np.ndarray:
     """One pass of the joint weighted median over ``values`` (H, W) guided by ``guide``
     (H, W, C), already normalised. See :func:`joint_weighted_median`."""
-    return _filter(np.asarray(values), guide, int(radius), float(sigma), 1, chunk_rows)
+    values = np.asarray(values)
+    if not np.all(np.isfinite(values)):
+        raise ValueError("values must be finite")
+    return _filter(values, guide, int(radius), float(sigma), 1, chunk_rows)
 
 
 def joint_weighted_median(
