@@ -12,7 +12,7 @@ import torch
 
 from defocus.methods.base import MethodError
 from defocus.methods.dmenet import Discriminator, DMENet, DMENetModel
-from defocus.methods.dmenet_release import (
+from defocus.methods.dmenet.release import (
     ReleaseCheckpointError,
     expected_variables,
     release_state_dict,
@@ -361,7 +361,7 @@ def _vgg19_npy(path, width, seed=0):
 def test_caffe_vgg19_npy_initialises_the_encoder(tmp_path):
     from defocus.methods.backbones import vgg_features
     from defocus.methods.dmenet import BlurNet
-    from defocus.methods.dmenet_release import vgg19_npy_state_dict
+    from defocus.methods.dmenet.release import vgg19_npy_state_dict
 
     data = _vgg19_npy(tmp_path / "small.npy", 1 / 16)
     feats = vgg_features("vgg19", None, False, 1 / 16)

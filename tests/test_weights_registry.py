@@ -240,7 +240,7 @@ def test_an_html_page_instead_of_the_zip(tmp_path, serve_dir):
 def test_dmenet_checkpoint_is_read_after_the_download(tmp_path, serve_dir):
     """The ``dmenet`` entry's check: a zip whose DMENet_BDCS.npz is no npz is refused now
     (not at conversion), and no output is left."""
-    from defocus.methods.dmenet_release import ReleaseCheckpointError
+    from defocus.methods.dmenet.release import ReleaseCheckpointError
 
     srv = tmp_path / "srv"
     srv.mkdir()

@@ -13,7 +13,7 @@ cloud-drive zips), the first download logs the sha256 to pin.
 
 What a release file *means* stays with its method: the conversion of the DHDE Caffe model
 (:func:`defocus.methods.dhde.release.release_state_dict`), of DMENet's TensorLayer
-checkpoint and the Caffe VGG19 (:mod:`defocus.methods.dmenet_release`), and the RTF table's
+checkpoint and the Caffe VGG19 (:mod:`defocus.methods.dmenet.release`), and the RTF table's
 use (:mod:`defocus.datasets.readers`).
 
 torchvision's ImageNet VGG files are not entries: torchvision fetches them itself into its
@@ -140,7 +140,7 @@ RELEASES: dict[str, Release] = {
         used_by="dmenet@weights=release",
         local="set methods.params.dmenet.weights to a local DMENet_BDCS.npz",
         member="DMENet_BDCS.npz",
-        check="defocus.methods.dmenet_release:read_npz",
+        check="defocus.methods.dmenet.release:read_npz",
     ),
     "vgg19": Release(
         name="vgg19",

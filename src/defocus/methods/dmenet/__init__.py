@@ -57,7 +57,7 @@ implementation: ``dmenet@subnets=B`` (DMENet_B), ``dmenet@subnets=BD``,
 ``dmenet@subnets=BDC``, ``dmenet`` (DMENet_BDCS) and ``dmenet@aux=false`` (BDCS without the
 auxiliary loss).
 
-The authors' release as data (:mod:`defocus.methods.dmenet_release`): their trained checkpoint
+The authors' release as data (:mod:`defocus.methods.dmenet.release`): their trained checkpoint
 ``DMENet_BDCS.npz`` converted by variable name (``dmenet@weights=release``, or ``defocus
 predict --method dmenet --checkpoint DMENet_BDCS.npz``), their Caffe ``vgg19.npy`` as the
 encoder and content-network weights (``vgg_weights``), and their training and test data
@@ -86,7 +86,9 @@ Package layout: :mod:`~defocus.methods.dmenet.layers` (conv/BN blocks, TF resize
 VGG19 encoder and its input conventions), :mod:`~.net` (B, D, C, S, the B + S model and
 their widths), :mod:`~.trainer` (losses and the alternating D / G update), :mod:`~.data` (training
 rows, reading and augmentation), :mod:`~.method` (the method class: parameters, fitting,
-checkpoints, inference).
+checkpoints, inference), :mod:`~.release` (the authors' TensorLayer checkpoint and Caffe VGG19
+converted by variable name; their download is the ``dmenet`` / ``vgg19`` entries of
+:mod:`defocus.releases`).
 """
 
 from defocus.methods.dmenet.data import augment

@@ -135,7 +135,7 @@ def _encoder(weights: str | None, pretrained: bool, width: float) -> nn.Sequenti
     """VGG19 features (torchvision layout) with the release's edge-replicating 3x3 padding.
 
     ``weights`` may name the release's Caffe ``vgg19.npy`` (converted by
-    :func:`defocus.methods.dmenet_release.vgg19_npy_state_dict`; input ``vgg_input="caffe"``).
+    :func:`defocus.methods.dmenet.release.vgg19_npy_state_dict`; input ``vgg_input="caffe"``).
     """
     if pretrained and str(weights) == "release":
         raise FileNotFoundError(
@@ -143,7 +143,7 @@ def _encoder(weights: str | None, pretrained: bool, width: float) -> nn.Sequenti
             "(rule fetch_vgg19); outside it, give the path to vgg19.npy"
         )
     if pretrained and weights is not None and str(weights).lower().endswith(".npy"):
-        from defocus.methods.dmenet_release import vgg19_npy_state_dict
+        from defocus.methods.dmenet.release import vgg19_npy_state_dict
 
         if width != 1.0:
             raise ValueError(f"vgg19.npy holds the full VGG19: width must be 1, got {width}")

@@ -35,7 +35,7 @@ class DMENet(Method):
     needed with S, also fed to D). Only the ``train`` split of each manifest is used.
 
     ``weights="release"`` (or a path to ``DMENet_BDCS.npz``) converts the authors' trained
-    TensorLayer checkpoint instead of training (:mod:`defocus.methods.dmenet_release`); it
+    TensorLayer checkpoint instead of training (:mod:`defocus.methods.dmenet.release`); it
     needs ``vgg_input="caffe"``, ``target="coc"`` and ``width=1``, which
     :meth:`release_params` sets.
     """
@@ -255,7 +255,7 @@ class DMENet(Method):
 
     def _import_weights(self, data: Any, workdir: Path) -> Path:
         """``fit`` with ``weights`` set: convert the release checkpoint (no training)."""
-        from defocus.methods.dmenet_release import release_state_dict
+        from defocus.methods.dmenet.release import release_state_dict
         from defocus.train.loop import save_checkpoint
 
         src = (data or {}).get("weights") if isinstance(data, dict) else None
@@ -311,7 +311,7 @@ class DMENet(Method):
         from defocus.train.loop import load_for_inference
 
         if checkpoint is not None and Path(checkpoint).suffix.lower() == ".npz":
-            from defocus.methods.dmenet_release import release_state_dict
+            from defocus.methods.dmenet.release import release_state_dict
 
             self._apply_release_arch()
             self._check_release_arch(checkpoint)
