@@ -146,7 +146,8 @@ class DHDE(Method):
         # the release (DHDE_defocus_estimation.m: jointWMF(dnsImg, rgfImg, rWMF = 5,
         # sWMFRng = 0.25, ..., iterWMF = 3, 'exp'), ParameterSetting.m), not in the paper.
         # Computed exactly and deterministically (defocus.methods.weighted_median);
-        # wmf_iterations: 0 turns it off (an ablation, and ~3x faster prediction)
+        # wmf_iterations: 0 turns it off (an ablation; the 3 passes take ~1 s of a 640x427
+        # photo's ~5 s on one core, benchmarks/bench_photos.py)
         "wmf_radius": 5,
         "wmf_sigma": 0.25,
         "wmf_iterations": 3,
