@@ -50,7 +50,9 @@ with rule_log(snakemake.log[0]) as log:  # noqa: F821
     write(
         runtime_table(summaries),
         "table_runtime",
-        "Seconds per image of predict(), measured per image in the predict rule.",
+        "Seconds per image of predict(), measured per image in the predict rule after one "
+        "untimed warm-up prediction of the split's first image (one-off initialisation "
+        "excluded; its time is the prediction file's warmup_seconds).",
         footer=versions,
     )
     write(
