@@ -159,6 +159,16 @@ def run_one(
     With ``max_side`` > 0, an image whose longer side is larger is shrunk for the method and
     its maps are resized back (the module's "Large photos" policy).
     """
+    blur, raw, _, seconds = run_one_net(method, image, max_side)
+    return blur, raw, seconds
+
+
+def run_one_net(
+    method: Method, image: np.ndarray, max_side: int = 0
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, float]:
+    """:func:`run_one` plus the network's undecoded output of a method with a ``net_unit``
+    (``predict_with_net``; the prediction file's ``net/{id}``), else None. An image shrunk
+    for ``max_side`` gets None: the undecoded output is kept only at the input's size."""
     t0 = time.perf_counter()
     h, w = image.shape[:2]
     factor = _shrink_factor(image.shape, max_side)
@@ -168,7 +178,12 @@ def run_one(
 
         size = (max(8, round(w * factor)), max(8, round(h * factor)))
         work = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    if method.has_raw:
+    net = None
+    if method.has_raw and getattr(method, "net_unit", ""):
+        raw, net = method.predict_with_net(work)
+        raw, net = np.asarray(raw, dtype=np.float32), np.asarray(net, dtype=np.float32)
+        blur = minmax_normalise(raw)
+    elif method.has_raw:
         raw = np.asarray(method.predict_raw(work), dtype=np.float32)
         blur = minmax_normalise(raw)
     else:
@@ -186,8 +201,9 @@ def run_one(
         if raw is not None:  # pixels of the shrunk image -> pixels of the input
             scale_back = w / work.shape[1]
             raw = cv2.resize(raw, (w, h), interpolation=cv2.INTER_LINEAR) * scale_back
+        net = None
     seconds = time.perf_counter() - t0
-    return blur, raw, seconds
+    return blur, raw, net, seconds
 
 
 def predict_manifest(
@@ -225,19 +241,25 @@ def predict_manifest(
     }
     resized = []
     with PredictionWriter(
-        out_h5, spec, dataset, config=config, device=method.device, raw_unit=method.raw_unit
+        out_h5,
+        spec,
+        dataset,
+        config=config,
+        device=method.device,
+        raw_unit=method.raw_unit,
+        net_unit=getattr(method, "net_unit", ""),
     ) as w:
         for row in tqdm(rows.itertuples(), total=len(rows), desc=f"{spec} on {dataset}"):
             image = read_image(row.image)
             if _shrink_factor(image.shape, max_side) < 1.0:
                 resized.append(row.id)
                 log.info("%s: %dx%d shrunk to max_side %d", row.id, *image.shape[1::-1], max_side)
-            blur, raw, seconds = run_one(method, image, max_side)
+            blur, raw, net, seconds = run_one_net(method, image, max_side)
             if is_constant(blur) and not method.reference:
                 log.warning(
                     "%s found no evidence on %s (%s): constant map", spec, row.id, row.image
                 )
-            w.add(row.id, blur, seconds, raw=raw)
+            w.add(row.id, blur, seconds, raw=raw, net=net)
         w.attrs["max_side"] = int(max_side)
         w.attrs["timing"] = TIMING if warmup else TIMING_COLD
         w.attrs["warmup_seconds"] = float(warmup_seconds)

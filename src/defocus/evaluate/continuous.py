@@ -5,6 +5,13 @@ The maps are in physical units (Gaussian sigma or CoC in pixels). For the RTF be
 TIP 2016) DMENet (Lee et al., CVPR 2019) clips sigma to ``[0, 3.275]`` and divides by
 3.275 before computing MSE/MAE, for prediction and GT alike (codeslake/DMENet, folder
 ``evaluation/RTF``); :data:`RTF_SIGMA_MAX` and :func:`rtf_normalise` implement that step.
+
+DMENet's own SYNDOF test set is scored in another unit: the network's raw output (CoC / 15,
+before it is decoded to sigma and clamped) against the grey GT / 255 (codeslake/DMENet
+``main.py`` ``evaluate``, lines 515-520 and 543). Prediction files keep that output as
+``net/{id}`` (:mod:`defocus.io.predictions`) and the release's SYNDOF manifests keep the
+GT as ``coc`` (CoC px, :mod:`defocus.datasets.dmenet_release`);
+:func:`release_syndof_errors` scores them as the release does.
 """
 
 from __future__ import annotations
@@ -92,4 +99,60 @@ def continuous_errors(
     if not valid.any():
         raise ValueError("GT map has no finite pixel")
     d = p[valid] - g[valid]
+    return {"mse": float(np.mean(d * d)), "mae": float(np.mean(np.abs(d)))}
+
+
+#: the release crops images and GT to multiples of 16 before scoring (utils.refine_image)
+RELEASE_STRIDE = 16
+
+
+def net_unit_max_coc(unit: str) -> float | None:
+    """``max_coc`` of a ``net/{id}`` unit ``"coc/<max_coc>"`` (DMENet with ``target="coc"``:
+    ``"coc/15"``), else None (a unit these errors do not apply to)."""
+    head, _, tail = str(unit).partition("/")
+    if head != "coc" or not tail:
+        return None
+    try:
+        value = float(tail)
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+def release_syndof_errors(net: np.ndarray, coc: np.ndarray, max_coc: float = 15.0) -> dict:
+    """MSE and MAE of one image as DMENet's release scores its SYNDOF test set.
+
+    Read from codeslake/DMENet @ d844e5a6ad3e7a1c9157d50935de1a6eb6bc4bf8, ``main.py``
+    ``evaluate()``, the only released SYNDOF scoring (``evaluation/readme.md`` line 2 says
+    its figures, SYNDOF 0.013 / 0.084 at line 17, were "measured in matlab", a script that is
+    not released; the formula below is the Python one):
+
+    * GT: the test/SYNDOF grey PNG / 255 (lines 449-451; ``utils.py`` line 31: ``imread(...,
+      mode='P') / 255.``), which is ``CoC / 15``: here ``coc / max_coc`` from the
+      manifest's ``coc`` column (CoC px written as ``15 * gt / 255`` in float32, so this
+      equals gt / 255 to float32 rounding);
+    * prediction: the network output itself, ``in_temp = defocus_map`` (line 516), before the
+      decoding to sigma and its clamp at 0 (lines 500-501, used for RTF only): ``net`` in
+      unit ``coc/<max_coc>``;
+    * both cropped to their top-left multiples of 16 (lines 483 and 486,
+      ``utils.refine_image``);
+    * per image ``mean((net - gt)^2)`` and ``mean(|net - gt|)`` over all its pixels (lines
+      519-520); the test set's figures are the mean of these over images (line 543,
+      ``MSE_total / len(test_blur_imgs)``): take the mean of this function's values.
+
+    Computed in float64 (the release: float32 arrays, NumPy's pairwise sums). Returns
+    ``{"mse": ..., "mae": ...}``.
+    """
+    p = np.asarray(net, dtype=np.float64)
+    g = np.asarray(coc, dtype=np.float64) / float(max_coc)
+    if p.ndim != 2 or p.shape != g.shape:
+        raise ValueError(
+            f"network output {p.shape} and CoC GT {g.shape} must be 2-D maps of one shape"
+        )
+    h, w = p.shape[0] - p.shape[0] % RELEASE_STRIDE, p.shape[1] - p.shape[1] % RELEASE_STRIDE
+    if not (h and w):
+        raise ValueError(f"map {p.shape} is smaller than {RELEASE_STRIDE} px (refine_image)")
+    d = p[:h, :w] - g[:h, :w]
+    if not np.all(np.isfinite(d)):
+        raise ValueError("network output or CoC GT has non-finite values")
     return {"mse": float(np.mean(d * d)), "mae": float(np.mean(np.abs(d)))}

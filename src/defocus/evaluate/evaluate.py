@@ -23,7 +23,11 @@ import numpy as np
 import pandas as pd
 
 from defocus.evaluate.bootstrap import BootstrapCI, bootstrap_f_beta, bootstrap_mean
-from defocus.evaluate.continuous import continuous_errors
+from defocus.evaluate.continuous import (
+    continuous_errors,
+    net_unit_max_coc,
+    release_syndof_errors,
+)
 from defocus.evaluate.metrics import (
     BinaryEvaluator,
     Counts,
@@ -199,8 +203,12 @@ def evaluate_file(
         seconds_per_image, device, external, subset, n_missing, n_no_evidence, image_size,
         image_sizes, provenance, protocol, protocol_text, preset, metric, images,
         n_split_missing, accuracy_eq13, map`` and, with continuous GT, ``defocus_mse,
-        defocus_mae, n_images_continuous``; with ``sigma_levels`` and raw maps,
-        ``f_beta_sigma, n_images_sigma`` (NaN / 0 without raw maps).
+        defocus_mae, n_images_continuous``; with a ``coc`` GT column and the network's
+        output ``net/{id}`` in unit ``coc/<max_coc>`` (DMENet's release SYNDOF units,
+        :func:`defocus.evaluate.continuous.release_syndof_errors`, whatever the preset),
+        ``net_mse, net_mae, n_images_net, net_unit`` (per image: ``net_mse, net_mae``); with
+        ``sigma_levels`` and raw maps, ``f_beta_sigma, n_images_sigma`` (NaN / 0 without raw
+        maps).
 
     Raises
     ------
@@ -253,6 +261,9 @@ def evaluate_file(
     has_defocus = "defocus" in df.columns
     seconds: list[float] = []
     cont_rows: dict[str, dict[str, float]] = {}
+    has_coc = "coc" in df.columns
+    net_rows: dict[str, dict[str, float]] = {}
+    net_units: set[str] = set()
     if not pred_h5.is_file():
         raise PredictionError(f"prediction file not found: {pred_h5}")
     with h5py.File(pred_h5, "r") as f:
@@ -307,6 +318,15 @@ def evaluate_file(
                     scale=proto["continuous_scale"],
                     crop=proto["continuous_crop"],
                 )
+            net_key = f"net/{row.id}"
+            if has_coc and row.coc and net_key in f:
+                unit = str(f[net_key].attrs.get("unit", ""))
+                max_coc = net_unit_max_coc(unit)
+                if max_coc is not None:
+                    net_rows[row.id] = release_syndof_errors(
+                        f[net_key][()], np.load(row.coc), max_coc
+                    )
+                    net_units.add(unit)
 
     per_image, curves = ev.results()
     per_image["seconds"] = seconds
@@ -325,6 +345,9 @@ def evaluate_file(
     if cont_rows:
         per_image["defocus_mse"] = [cont_rows.get(i, {}).get("mse", math.nan) for i in ev.ids]
         per_image["defocus_mae"] = [cont_rows.get(i, {}).get("mae", math.nan) for i in ev.ids]
+    if net_rows:
+        per_image["net_mse"] = [net_rows.get(i, {}).get("mse", math.nan) for i in ev.ids]
+        per_image["net_mae"] = [net_rows.get(i, {}).get("mae", math.nan) for i in ev.ids]
 
     counts = ev.counts()
     boot = {"n_resamples": proto["n_bootstrap"], "seed": proto["seed"], "level": proto["ci_level"]}
@@ -390,6 +413,11 @@ def evaluate_file(
         summary["n_images_continuous"] = len(cont_rows)
         summary["defocus_mse"] = float(per_image["defocus_mse"].mean())
         summary["defocus_mae"] = float(per_image["defocus_mae"].mean())
+    if net_rows:  # mean over images of the per-image errors (release main.py line 543)
+        summary["n_images_net"] = len(net_rows)
+        summary["net_mse"] = float(per_image["net_mse"].mean())
+        summary["net_mae"] = float(per_image["net_mae"].mean())
+        summary["net_unit"] = ", ".join(sorted(net_units))
     return per_image, curves, summary
 
 

@@ -44,7 +44,14 @@ Built-in presets (:data:`BUILTIN_PRESETS`)
     Lee et al. CVPR 2019 (DMENet), CUHK accuracy and mAP (supplementary Table 5, ``acc /
     mAP``) on its own 200 test images, and RTF sigma MSE / MAE. The RTF part is the released
     code (codeslake/DMENet ``evaluation/RTF/quantitative_RTF.m``: sigma clipped to 3.275 and
-    divided by it), applied to every RTF test set whatever the preset. For CUHK the
+    divided by it), applied to every RTF test set whatever the preset. The SYNDOF part
+    (supp. Tables 4 and 5, 0.013 / 0.084) is scored in the release's own units, also whatever
+    the preset: the network's undecoded output (CoC / 15, ``net/{id}`` of DMENet's
+    prediction files with ``target="coc"``) against the test GT / 255 (the manifest's ``coc``
+    / 15), both cropped to multiples of 16, per-image mean then mean over images
+    (``main.py`` ``evaluate``, lines 483-486, 515-520 and 543;
+    :func:`defocus.evaluate.continuous.release_syndof_errors`): summary ``net_mse`` /
+    ``net_mae`` on dataset ``dmenet_release_syndof``. For CUHK the
     evaluation code is not released: accuracy is taken to binarise as Park et al.'s Eq. 13
     (DMENet's PR curves vary "tau, the threshold for binarization", the symbol of Eq. 13)
     and mAP to be the mean over images of the average precision of the blurred class

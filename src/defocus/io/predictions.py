@@ -5,6 +5,12 @@ Layout (the contract between the predict and evaluate stages):
 * ``maps/{id}``: float32 (H, W) in [0, 1], 1 = blurred, the image's size — the scored map;
 * ``raw/{id}``: the physical map (sigma or CoC in pixels) where the method has one;
   its unit is in the dataset attribute ``unit``;
+* ``net/{id}`` (optional; only files of methods with a ``net_unit``): float32 (H, W), the
+  network's own output before it is decoded to ``raw`` (no clamp), unit in the dataset
+  attribute ``unit`` and the file attribute ``net_unit``. DMENet with ``target="coc"``
+  stores CoC / 15 (unit ``coc/15``), the quantity its authors score on their SYNDOF test
+  set (:func:`defocus.evaluate.continuous.release_syndof_errors`); ``raw`` is its decoding
+  ``max(0, (15 net - 1) / 2)`` (sigma px). Files without it have no ``net`` group;
 * ``seconds/{id}``: scalar, wall-clock seconds of ``predict`` for that image; how they were
   taken is in the file attribute ``timing`` (the predict rule: after one untimed warm-up
   prediction of the first image, whose seconds are in ``warmup_seconds``;
@@ -61,6 +67,7 @@ class PredictionWriter:
         config: Any = None,
         device: str = "cpu",
         raw_unit: str = "",
+        net_unit: str = "",
     ) -> None:
         self.path = Path(path)
         self.tmp = self.path.with_name(f".{self.path.name}.tmp")
@@ -74,6 +81,7 @@ class PredictionWriter:
             **provenance_attrs(),
         }
         self.raw_unit = raw_unit
+        self.net_unit = net_unit
         self._seconds: list[float] = []
         self._sizes: set[tuple[int, int]] = set()
         self._f: h5py.File | None = None
@@ -86,9 +94,15 @@ class PredictionWriter:
         return self
 
     def add(
-        self, image_id: str, blur_map: np.ndarray, seconds: float, raw: np.ndarray | None = None
+        self,
+        image_id: str,
+        blur_map: np.ndarray,
+        seconds: float,
+        raw: np.ndarray | None = None,
+        net: np.ndarray | None = None,
     ):
-        """Store one image's map (checked: 2-D, finite, in [0, 1])."""
+        """Store one image's map (checked: 2-D, finite, in [0, 1]); ``net``, the network's
+        undecoded output (checked: the map's shape, finite), needs ``net_unit``."""
         assert self._f is not None, "use PredictionWriter as a context manager"
         m = np.asarray(blur_map, dtype=np.float32)
         if m.ndim != 2:
@@ -106,9 +120,27 @@ class PredictionWriter:
                 f"raw/{image_id}", data=np.asarray(raw, np.float32), compression="gzip"
             )
             d.attrs["unit"] = self.raw_unit
+        if net is not None:
+            self._add_net(image_id, net, m.shape)
         self._f.create_dataset(f"seconds/{image_id}", data=float(seconds))
         self._seconds.append(float(seconds))
         self._sizes.add(m.shape)
+
+    def _add_net(self, image_id: str, net: np.ndarray, shape: tuple[int, ...]) -> None:
+        assert self._f is not None
+        if not self.net_unit:
+            raise PredictionError(f"{image_id}: a net output needs the writer's net_unit")
+        n = np.asarray(net, np.float32)
+        if n.shape != shape or not np.all(np.isfinite(n)):
+            raise PredictionError(
+                f"{image_id}: net output must be finite and of the map's shape {shape}, "
+                f"got shape {n.shape}"
+            )
+        if "net" not in self._f:  # only files that have it get the group
+            self._f.create_group("net")
+            self.attrs["net_unit"] = self.net_unit
+        d = self._f.create_dataset(f"net/{image_id}", data=n, compression="gzip")
+        d.attrs["unit"] = self.net_unit
 
     def __exit__(self, exc_type, exc, tb) -> None:
         assert self._f is not None
@@ -163,7 +195,7 @@ def read_attrs(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def read_map(path: str | os.PathLike, image_id: str, group: str = "maps") -> np.ndarray:
-    """One map from a prediction file (``group`` = ``maps`` or ``raw``)."""
+    """One map from a prediction file (``group`` = ``maps``, ``raw`` or ``net``)."""
     with open_predictions(path) as f:
         key = f"{group}/{image_id}"
         if key not in f:

@@ -328,11 +328,19 @@ class DMENet(Method):
         self._net = net.blur.to(self.device).eval()
 
     # -- inference -------------------------------------------------------------------------
+    @property
+    def net_unit(self) -> str:
+        """Unit of the network's undecoded output that prediction files keep beside ``raw``
+        (``net/{id}``, :mod:`defocus.io.predictions`): ``"coc/15"`` (CoC / ``max_coc``, the
+        unit its authors score SYNDOF in) with ``target="coc"``; ``""`` (not stored) with
+        ``target="sigma"``, whose ``raw`` is the output times ``sigma_max``."""
+        p = self.params
+        return f"coc/{float(p['max_coc']):g}" if p["target"] == "coc" else ""
+
     @torch.no_grad()
-    def predict_raw(self, image: np.ndarray) -> np.ndarray:
-        """Gaussian sigma map (px, >= 0) of the image's size: B's map times ``sigma_max``
-        (``target="sigma"``), or ``max(0, (max_coc * map - 1) / 2)`` (``target="coc"``:
-        release ``main.py`` lines 500-501).
+    def predict_net(self, image: np.ndarray) -> np.ndarray:
+        """B's output map of the image's size, undecoded (float32; ``sigma / sigma_max`` or
+        ``CoC / max_coc`` by ``target``; not clamped).
 
         The image is padded (edge replication) to multiples of 16 and the map cropped back
         (the release instead crops the input to multiples of 16, ``utils.refine_image``).
@@ -347,7 +355,19 @@ class DMENet(Method):
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         out = net(x, with_aux=False)["map"][0, 0, :h, :w].float()
-        return self.map_to_sigma(out.cpu().numpy())
+        return np.asarray(out.cpu().numpy(), np.float32)
+
+    def predict_raw(self, image: np.ndarray) -> np.ndarray:
+        """Gaussian sigma map (px, >= 0) of the image's size: B's map times ``sigma_max``
+        (``target="sigma"``), or ``max(0, (max_coc * map - 1) / 2)`` (``target="coc"``:
+        release ``main.py`` lines 500-501); B's map is :meth:`predict_net`'s."""
+        return self.map_to_sigma(self.predict_net(image))
+
+    def predict_with_net(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(sigma, net)`` from one forward pass: :meth:`predict_raw` and the undecoded
+        :meth:`predict_net` it was decoded from (``sigma == map_to_sigma(net)``)."""
+        out = self.predict_net(image)
+        return self.map_to_sigma(out), out
 
     def map_to_sigma(self, out: np.ndarray) -> np.ndarray:
         """B's output map in [0, 1] -> sigma in px (see :meth:`predict_raw`)."""
