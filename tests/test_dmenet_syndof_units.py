@@ -2,6 +2,8 @@
 stored as ``net/{id}`` and scored against GT / 255 as the release's ``main.py`` ``evaluate``
 does (crop to multiples of 16, per-image mean, then the mean over images)."""
 
+import math
+
 import h5py
 import numpy as np
 import pytest
@@ -188,3 +190,17 @@ def test_dmenet_stores_its_output_which_decodes_to_the_stored_sigma(tmp_path):
     assert summary["net_mae"] == pytest.approx(np.mean([e["mae"] for e in want]), rel=1e-12)
     # target sigma: no net output is stored
     assert DMENet(**TINY).net_unit == "" and m.net_unit == "coc/15"
+
+
+def test_continuous_table_shows_the_authors_units_only_where_scored():
+    from defocus.evaluate.tables import continuous_table
+
+    base = {"method": "dmenet", "n_images_continuous": 2, "defocus_mse": 0.5, "defocus_mae": 0.4}
+    plain = continuous_table([{**base, "dataset": "rtf"}])
+    assert list(plain.columns)[-2:] == ["defocus_mse", "defocus_mae"]  # unchanged layout
+    net = {"n_images_net": 2, "net_unit": "coc/15", "net_mse": 0.0087890625, "net_mae": 0.078125}
+    both = continuous_table([{**base, "dataset": "rtf"}, {**base, "dataset": "syndof", **net}])
+    assert list(both.columns)[-4:] == ["n_images_net", "net_unit", "net_mse", "net_mae"]
+    row = both.set_index("dataset").loc["syndof"]
+    assert row["net_mse"] == 0.0087890625 and row["net_mae"] == 0.078125
+    assert math.isnan(both.set_index("dataset").loc["rtf", "net_mse"])
