@@ -78,3 +78,32 @@ def test_every_rule_sizes_its_job_through_one_documented_key():
     assert set(sized) == set(defaults), "a documented job size no rule uses, or the reverse"
     for key, size in defaults.items():
         assert {"mem_mb", "runtime"} <= set(size), key
+
+
+def test_parameter_bounds_are_checked_and_hold_the_defaults():
+    from defocus.config import COMMON_BOUNDS, in_interval, method_param_errors, parse_interval
+    from defocus.methods.registry import available, method_class
+
+    assert parse_interval("[0, 1)") == (0.0, True, 1.0, False)
+    assert parse_interval("(0, inf)") == (0.0, False, float("inf"), False)
+    assert in_interval(0.0, "[0, 1)") and not in_interval(1.0, "[0, 1)")
+    assert in_interval(1.0, "(0, 1]") and not in_interval(0.0, "(0, 1]")
+    with pytest.raises(ValueError, match="not an interval"):
+        parse_interval("0..1")
+    # every declared interval is well formed and holds its method's default
+    for name in available():
+        cls = method_class(name)
+        for key, text in {**COMMON_BOUNDS, **cls.bounds}.items():
+            if key in cls.defaults:
+                assert in_interval(cls.defaults[key], text), (name, key, text)
+        assert set(cls.bounds) <= set(cls.defaults), name
+    # a value outside its interval is one line naming the key and the interval
+    errors = method_param_errors("defusionnet", {"momentum": 1.5, "lr": 0}, "methods.params.x")
+    assert errors == [
+        "config key methods.params.x.momentum: 1.5 must be in [0, 1)",
+        "config key methods.params.x.lr: 0 must be in (0, inf)",
+    ]
+    assert method_param_errors("zhuo_sim", {"matting_scale": 2.0}, "w") == [
+        "config key w.matting_scale: 2.0 must be in (0, 1]"
+    ]
+    assert method_param_errors("zhuo_sim", {"matting_scale": 1.0}, "w") == []

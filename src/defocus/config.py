@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,34 @@ def evaluation_protocol(evaluation: dict[str, Any], seed: int, dataset: str) -> 
 _POSITIVE_NAME = ("window", "stride", "patch", "kernel_size", "block_sizes")
 
 
+#: intervals of parameters every method names alike (optimiser settings)
+COMMON_BOUNDS = {
+    "lr": "(0, inf)",
+    "momentum": "[0, 1)",
+    "beta1": "[0, 1)",
+    "weight_decay": "[0, inf)",
+}
+
+_INTERVAL = re.compile(r"^\s*([\[(])\s*(\S+)\s*,\s*(\S+)\s*([\])])\s*$")
+
+
+def parse_interval(text: str) -> tuple[float, bool, float, bool]:
+    """``"[0, 1)"`` -> ``(0.0, True, 1.0, False)``: low end, low closed, high end, high closed
+    (``inf`` / ``-inf`` for no bound)."""
+    m = _INTERVAL.match(text)
+    if not m:
+        raise ValueError(f"not an interval like '[0, 1)': {text!r}")
+    return float(m.group(2)), m.group(1) == "[", float(m.group(3)), m.group(4) == "]"
+
+
+def in_interval(value: float, text: str) -> bool:
+    """Whether ``value`` lies in the interval ``text`` (:func:`parse_interval`)."""
+    lo, lo_closed, hi, hi_closed = parse_interval(text)
+    above = value >= lo if lo_closed else value > lo
+    below = value <= hi if hi_closed else value < hi
+    return above and below
+
+
 def _type_ok(default: Any, value: Any) -> bool:
     """Whether ``value`` has the type of a method's ``default`` (None accepts anything)."""
     if default is None:
@@ -178,12 +207,15 @@ def method_param_errors(base: str, params: dict[str, Any], where: str) -> list[s
     Checked against the class's declared ``defaults``: unknown names, a value whose type
     differs from the default's (an integer where a float is declared is fine), a negative
     value where the default is non-negative (sizes, sigmas, weights, iteration counts; e.g.
-    ``hifst pre_sigma: -1``), and 0 for window / stride / patch sizes. ``where`` prefixes
-    every message (``methods.params.lbp``).
+    ``hifst pre_sigma: -1``), 0 for window / stride / patch sizes, and a value outside its
+    interval (the class's ``bounds`` and :data:`COMMON_BOUNDS`, e.g. ``momentum: 1.5``).
+    ``where`` prefixes every message (``methods.params.lbp``).
     """
     from defocus.methods.registry import method_class
 
-    defaults = method_class(base).defaults
+    cls = method_class(base)
+    defaults = cls.defaults
+    bounds = {**COMMON_BOUNDS, **getattr(cls, "bounds", {})}
     errors = []
     for key, value in params.items():
         if key not in defaults:
@@ -198,6 +230,14 @@ def method_param_errors(base: str, params: dict[str, Any], where: str) -> list[s
                 f"config key {where}.{key}: {value!r} should be {_type_name(default)} "
                 f"like the default {default!r}"
             )
+            continue
+        if (
+            key in bounds
+            and isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and not in_interval(value, bounds[key])
+        ):
+            errors.append(f"config key {where}.{key}: {value!r} must be in {bounds[key]}")
             continue
         if isinstance(default, (int, float)) and not isinstance(default, bool):
             if default >= 0 and value < 0:

@@ -133,6 +133,10 @@ class Method:
     #: what the implementation is against the paper, and what differs (see :class:`Fidelity`);
     #: a subclass may write it as a dict of Fidelity's fields
     fidelity: ClassVar[Fidelity] = Fidelity("substitute", "the method class does not say")
+    #: intervals that parameters must lie in, as ``"[lo, hi)"`` text (``inf`` for no bound),
+    #: checked with the config before any job runs (:func:`defocus.config.method_param_errors`),
+    #: beside the bounds every method shares by name (``defocus.config.COMMON_BOUNDS``)
+    bounds: ClassVar[dict[str, str]] = {}
     #: torch device for learned methods ("cpu" or "cuda"); set by the runner
     device: str = "cpu"
 

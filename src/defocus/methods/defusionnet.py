@@ -315,6 +315,8 @@ class DeFusionNet(Method):
     }
     learned = True
     citation = "Tang et al., DeFusionNet, CVPR 2019"
+    #: StepLR factor and the augmentation window's smallest relative side
+    bounds = {"lr_gamma": "(0, 1]", "aug_scale_min": "(0, 1]"}
     defaults: ClassVar[dict[str, Any]] = {
         # --- network (Sec. 3) and its ablations (Sec. 4.4) ---
         "steps": 3,  # recurrent FFRM steps t (Sec. 4.4, Table 4: 3); ablation Step_k

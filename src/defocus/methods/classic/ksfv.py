@@ -404,6 +404,8 @@ class KSFV(Method):
         "Pang, Zhu, Li, Li, Classifying discriminative features for blur detection, T-Cyb 2016"
     )
     learned = True
+    #: the SVM's regularisation
+    bounds = {"C": "(0, inf)"}
     defaults: ClassVar[dict[str, Any]] = {
         "window": 15,  # our choice
         "filters": "gauss",  # abstract of Pang et al. (Gaussian filters)

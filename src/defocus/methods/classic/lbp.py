@@ -187,6 +187,8 @@ class LBPBlur(Method):
         ),
     }
     citation = "Yi & Eramian, LBP-based segmentation of defocus blur, IEEE TIP 2016"
+    #: the resize factor of the matting solve
+    bounds = {"matting_scale": "(0, 1]"}
     defaults: ClassVar[dict[str, Any]] = {
         "t_lbp": 0.016,
         "scales": [11, 15, 21],

@@ -101,6 +101,8 @@ class ZhuoSim(Method):
     has_raw = True
     raw_unit = "px"
     citation = "Zhuo & Sim, Defocus map estimation from a single image, Pattern Recognition 2011"
+    #: the resize factor of the matting solve
+    bounds = {"matting_scale": "(0, 1]"}
     defaults: ClassVar[dict[str, Any]] = {
         "s1": 1.0,
         "s2_factor": 1.5,

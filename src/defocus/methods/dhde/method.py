@@ -81,6 +81,8 @@ class DHDE(Method):
         "Park, Tai, Cho, Kweon: A Unified Approach of Multi-scale Deep and Hand-crafted "
         "Features for Defocus Estimation, CVPR 2017"
     )
+    #: the propagation's solve scale and relative residual
+    bounds = {"lap_scale": "(0, 1]", "lap_tol": "(0, 1)"}
     defaults: ClassVar[dict[str, Any]] = {
         # feature set (Table 1): fD, fG, fS, fH, fC, fB or '+'-joined; fB is the paper's method
         "features": "fB",

@@ -55,6 +55,8 @@ class DMENet(Method):
     has_raw = True
     raw_unit = "px"
     citation = "Lee et al., DMENet, CVPR 2019"
+    #: the step decay factor of the learning rate
+    bounds = {"lr_decay": "(0, 1]"}
     defaults: ClassVar[dict[str, Any]] = {
         # --- network and ablations (paper Sec. 4, 5.1) ---
         "subnets": "BDCS",  # subnetworks; "B", "BD", "BDC", "BDCS" = DMENet_B .. DMENet_BDCS

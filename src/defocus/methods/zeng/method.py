@@ -83,6 +83,8 @@ class Zeng(Method):
         "Zeng, Wang, Mao, Liu, Peng, Chen, A local metric for defocus blur detection "
         "based on CNN feature learning, IEEE TIP 2019"
     )
+    #: a share of the patch's pixels
+    bounds = {"label_threshold": "[0, 1]"}
     defaults: ClassVar[dict[str, Any]] = {
         "patch": 32,
         "n_segments": 300,
