@@ -106,3 +106,27 @@ def test_direct_solve_matches_general_lu():
     a = (cf_laplacian(img, 1e-5, 1) + 0.005 * sp.diags(d)).tocsc()
     ref = spla.spsolve(a, 0.005 * d * values.ravel(), permc_spec="MMD_ATA")
     np.testing.assert_allclose(out.ravel(), ref.astype(np.float32), rtol=1e-6, atol=1e-6)
+
+
+def test_strength_from_pattern_gives_the_same_hierarchy():
+    # the finest level aggregates from A's pattern: the hierarchy of pyamg's default strength
+    import pyamg
+
+    ml, b, x0 = _system()
+    a = ml.levels[0].A
+    opts = {
+        "B": np.column_stack(
+            [np.ones(a.shape[0]), np.random.default_rng(0).random((a.shape[0], 3))]
+        ),
+        "symmetry": "symmetric",
+        "smooth": None,
+        "max_coarse": 200,
+        "improve_candidates": None,
+    }
+    ref = pyamg.smoothed_aggregation_solver(a, **opts)
+    out = pyamg.smoothed_aggregation_solver(a, strength=[None, "symmetric"], **opts)
+    assert len(out.levels) == len(ref.levels) >= 3
+    for lo, lr in zip(out.levels, ref.levels, strict=True):
+        assert (lo.A != lr.A).nnz == 0
+        if hasattr(lr, "P"):
+            assert (lo.P != lr.P).nnz == 0
