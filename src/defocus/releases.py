@@ -31,14 +31,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from defocus.datasets.registry import lookup, text_table
+from defocus.datasets.registry import UnknownNameError, lookup, text_table
 
 
-class UnknownReleaseError(KeyError):
+class UnknownReleaseError(UnknownNameError):
     """A release name that the registry does not know."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
-        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,15 @@ Polarity = Literal["white_blurred", "white_sharp"]
 Kind = Literal["binary", "continuous", "depth", "sharp", "unlabeled"]
 
 
-class UnknownDatasetError(KeyError):
-    """A dataset name that the registry does not know."""
+class UnknownNameError(KeyError):
+    """A name that a registry (datasets, releases) does not know."""
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else ""
+
+
+class UnknownDatasetError(UnknownNameError):
+    """A dataset name that the registry does not know."""
 
 
 @dataclass(frozen=True)
