@@ -224,3 +224,17 @@ def test_defocus_methods_lists_implementation_and_differences(capsys):
     assert "ss" in out and "reconstruction" in out
     svd = registry.method_class("svd").fidelity
     assert svd.differs in out and "differs from the paper:" in out
+
+
+def test_a_speed_option_away_from_its_faithful_value_labels_the_row():
+    from defocus.methods.classic.hifst import HiFST
+    from defocus.methods.classic.zhuo_sim import ZhuoSim
+
+    exact = HiFST().provenance()
+    assert exact["implementation"] == "faithful" and exact["faithful"]
+    strided = HiFST(stride=4).provenance()
+    assert strided["implementation"] == "substitute" and not strided["faithful"]
+    assert strided["differs"].startswith("speed option stride=4 (faithful: 1); ")
+    # zhuo_sim's default solves at half size (the demo); the paper config's full size is faithful
+    assert ZhuoSim().provenance()["implementation"] == "substitute"
+    assert ZhuoSim(matting_scale=1.0).provenance()["implementation"] == "faithful"

@@ -133,6 +133,9 @@ class Method:
     #: what the implementation is against the paper, and what differs (see :class:`Fidelity`);
     #: a subclass may write it as a dict of Fidelity's fields
     fidelity: ClassVar[Fidelity] = Fidelity("substitute", "the method class does not say")
+    #: speed options and their faithful values (``{"stride": 1}``): a row run with another
+    #: value is no longer ``faithful`` but a ``substitute``, and its ``differs`` names the option
+    faithful_params: ClassVar[dict[str, Any]] = {}
     #: intervals that parameters must lie in, as ``"[lo, hi)"`` text (``inf`` for no bound),
     #: checked with the config before any job runs (:func:`defocus.config.method_param_errors`),
     #: beside the bounds every method shares by name (``defocus.config.COMMON_BOUNDS``)
@@ -250,14 +253,24 @@ class Method:
         if type(self).defaults.get("pretrained") and backbone == "random":
             short.append(True)
         paper_scale = not any(short)
+        implementation, differs = self.fidelity.implementation, self.fidelity.differs
+        off = [
+            f"{k}={self.params.get(k)!r} (faithful: {v!r})"
+            for k, v in type(self).faithful_params.items()
+            if self.params.get(k) != v
+        ]
+        if off:  # a speed option set away from the paper's / release's value
+            if implementation == "faithful":
+                implementation = "substitute"
+            differs = "speed option " + ", ".join(off) + (f"; {differs}" if differs else "")
         return {
-            "implementation": self.fidelity.implementation,
+            "implementation": implementation,
             "weights": weights,
             "backbone_init": backbone,
             "training": training,
             "paper_scale": paper_scale,
-            "faithful": self.fidelity.implementation == "faithful" and paper_scale,
-            "differs": self.fidelity.differs,
+            "faithful": implementation == "faithful" and paper_scale,
+            "differs": differs,
         }
 
     # -- inference --------------------------------------------------------------------

@@ -98,6 +98,8 @@ class ZhuoSim(Method):
             "re-blur gradient ratio at Canny edges, matting propagation; sigma clipped at max_blur"
         ),
     }
+    #: matting_scale < 1 solves the propagation on a resized image (the paper: full size)
+    faithful_params = {"matting_scale": 1.0}
     has_raw = True
     raw_unit = "px"
     citation = "Zhuo & Sim, Defocus map estimation from a single image, Pattern Recognition 2011"

@@ -83,6 +83,8 @@ class DHDE(Method):
     )
     #: the propagation's solve scale and relative residual
     bounds = {"lap_scale": "(0, 1]", "lap_tol": "(0, 1)"}
+    #: the propagation on a resized image and the weighted median off are speed options
+    faithful_params = {"lap_scale": 1.0, "wmf_iterations": 3}
     defaults: ClassVar[dict[str, Any]] = {
         # feature set (Table 1): fD, fG, fS, fH, fC, fB or '+'-joined; fB is the paper's method
         "features": "fB",
