@@ -19,12 +19,12 @@ the map min-max normalised per image). Raw beta_1 of intensity patches is close 
 (88.78 % region accuracy, Sec. 3.1), applies.
 
 The map is computed by a compiled kernel (:func:`_ratio_kernel`), the same quantity as
-:func:`singular_value_ratio` (Gram eigenvalues in float64) with three exact savings: the
+:func:`singular_value_ratio` (Gram eigenvalues in float64) with two exact savings: the
 Gram matrix of every window of an image row is read from one table of column-pair dot
-products (the windows of a row share their columns), 64 windows are tridiagonalised at once
-(Householder, vectorised across the windows), and the eigenvalues of 8 tridiagonals are
-found by implicit QL with their rotation chains interleaved. The map agrees with the batched
-LAPACK route to float32 rounding (about 1e-7).
+products (the windows of a row share their columns), and 64 windows at once are
+tridiagonalised (Householder) and their eigenvalues found (implicit QL), every step a loop
+over the windows, which the compiler vectorises. The map agrees with the batched LAPACK route
+to float32 rounding (about 1e-7).
 """
 
 from __future__ import annotations
@@ -72,10 +72,8 @@ def singular_value_ratio(patches: np.ndarray, k: int) -> np.ndarray:
     return np.where(total > 1e-8, top / np.maximum(total, 1e-12), 1.0).astype(np.float32)
 
 
-#: windows tridiagonalised together (the vectorised lane dimension of the kernel)
+#: windows processed together (the vectorised lane dimension of the kernel)
 _LANES = 64
-#: tridiagonals whose QL iterations are interleaved
-_CHAINS = 8
 
 
 # The kernel's functions are plain Python here and compiled by :func:`_ratio_kernel` on first
@@ -146,100 +144,88 @@ def _tridiagonalise(a, d, e, v, p, n):
 
 
 def _tridiagonal_eigenvalues(d, e, n, ok):
-    """Eigenvalues (into d, unordered) of the symmetric tridiagonals d[t, :n] (diagonal),
-    e[t, i] (couples i and i + 1; e[t, n - 1] = 0): implicit QL with Wilkinson shifts,
-    eigenvalues only (the tql1 scheme, Bowdler, Martin, Reinsch & Wilkinson 1968). The
-    problems advance one plane rotation each in turn, so their dependency chains overlap.
-    A block splits where |e| <= eps ||T||_inf. ok[t] is False where 60 sweeps did not
-    converge."""
-    nt = d.shape[0]
+    """Eigenvalues (into d, unordered) of the symmetric tridiagonals d[:n, q] (diagonal),
+    e[i, q] (couples i and i + 1; e[n - 1, q] = 0): implicit QL with Wilkinson shifts,
+    eigenvalues only (the tql1 scheme of Bowdler, Martin, Reinsch & Wilkinson 1968), the lanes
+    q in lockstep: all lanes work on the same eigenvalue l, each sweeps its own block l..m_q
+    (lanes whose block has split, or ends sooner, sit the rotation out), so every rotation is
+    a loop over the lanes. A block splits where |e| <= eps ||T||_inf. ok[q] is False where
+    60 sweeps did not converge."""
     eps = 2.220446049250313e-16
-    tol = np.empty(nt)
-    ll = np.zeros(nt, np.int64)
-    mm = np.zeros(nt, np.int64)
-    ii = np.zeros(nt, np.int64)
-    it = np.zeros(nt, np.int64)
-    ph = np.zeros(nt, np.int64)  # 0: find the next block, 1: sweeping, 2: done
-    ss = np.empty(nt)
-    cc = np.empty(nt)
-    gg = np.empty(nt)
-    pp = np.empty(nt)
-    for t in range(nt):
+    tol = np.empty(_LANES)
+    m = np.empty(_LANES, np.int64)
+    act = np.empty(_LANES, np.bool_)
+    s = np.empty(_LANES)
+    c = np.empty(_LANES)
+    g = np.empty(_LANES)
+    shift = np.empty(_LANES)
+    for q in range(_LANES):
         tn = 0.0
         for i in range(n):
-            x = abs(d[t, i]) + abs(e[t, i]) + (abs(e[t, i - 1]) if i > 0 else 0.0)
+            x = abs(d[i, q]) + abs(e[i, q]) + (abs(e[i - 1, q]) if i > 0 else 0.0)
             tn = max(tn, x)
-        tol[t] = eps * tn
-        ok[t] = True
-    remaining = nt
-    while remaining > 0:
-        for t in range(nt):
-            phase = ph[t]
-            if phase == 1:  # one rotation of the sweep from m - 1 up to l
-                i = ii[t]
-                s = ss[t]
-                c = cc[t]
-                g = gg[t]
-                shift = pp[t]
-                f = s * e[t, i]
-                b = c * e[t, i]
-                r = np.sqrt(f * f + g * g)
-                e[t, i + 1] = r
-                if r == 0.0:
-                    d[t, i + 1] -= shift
-                    e[t, mm[t]] = 0.0
-                    ph[t] = 0
-                    continue
-                s = f / r
-                c = g / r
-                g = d[t, i + 1] - shift
-                r = (d[t, i] - g) * s + 2.0 * c * b
-                shift = s * r
-                d[t, i + 1] = g + shift
-                g = c * r - b
-                if i - 1 < ll[t]:
-                    l = ll[t]
-                    d[t, l] -= shift
-                    e[t, l] = g
-                    e[t, mm[t]] = 0.0
-                    ph[t] = 0
-                else:
-                    ii[t] = i - 1
-                    ss[t] = s
-                    cc[t] = c
-                    gg[t] = g
-                    pp[t] = shift
-            elif phase == 0:
-                l = ll[t]
-                m = l
-                while l < n:
-                    m = l
-                    while m < n - 1 and abs(e[t, m]) > tol[t]:
-                        m += 1
-                    if m != l:
-                        break
-                    l += 1
-                    it[t] = 0
-                ll[t] = l
-                if l == n:
-                    ph[t] = 2
-                    remaining -= 1
-                    continue
-                it[t] += 1
-                if it[t] > 60:
-                    ok[t] = False
-                    ph[t] = 2
-                    remaining -= 1
-                    continue
-                g = (d[t, l + 1] - d[t, l]) / (2.0 * e[t, l])
-                r = np.sqrt(g * g + 1.0)
-                gg[t] = d[t, m] - d[t, l] + e[t, l] / (g + (r if g >= 0.0 else -r))
-                ss[t] = 1.0
-                cc[t] = 1.0
-                pp[t] = 0.0
-                mm[t] = m
-                ii[t] = m - 1
-                ph[t] = 1
+        tol[q] = eps * tn
+        ok[q] = True
+    for l in range(n):
+        sweeps = 0
+        while True:
+            last = l
+            for q in range(_LANES):
+                mq = l
+                while mq < n - 1 and abs(e[mq, q]) > tol[q]:
+                    mq += 1
+                m[q] = mq
+                act[q] = mq > l
+                last = max(last, mq)
+            if last == l:
+                break
+            sweeps += 1
+            if sweeps > 60:
+                for q in range(_LANES):
+                    if act[q]:
+                        ok[q] = False
+                break
+            for q in range(_LANES):
+                if act[q]:
+                    g0 = (d[l + 1, q] - d[l, q]) / (2.0 * e[l, q])
+                    r = np.sqrt(g0 * g0 + 1.0)
+                    g[q] = d[m[q], q] - d[l, q] + e[l, q] / (g0 + (r if g0 >= 0.0 else -r))
+                s[q] = 1.0
+                c[q] = 1.0
+                shift[q] = 0.0
+            for i in range(last - 1, l - 1, -1):
+                for q in range(_LANES):
+                    # computed for every lane (vectorised), kept where the lane is on
+                    on = act[q] and i < m[q]
+                    ei = e[i, q]
+                    f = s[q] * ei
+                    b = c[q] * ei
+                    gq = g[q]
+                    r = np.sqrt(f * f + gq * gq)
+                    pq = shift[q]
+                    d1 = d[i + 1, q]
+                    sn = f / r
+                    cn = gq / r
+                    gn = d1 - pq
+                    rn = (d[i, q] - gn) * sn + 2.0 * cn * b
+                    pn = sn * rn
+                    if on:
+                        e[i + 1, q] = r
+                        if r == 0.0:  # the block splits here: abandon this sweep
+                            d[i + 1, q] = d1 - pq
+                            act[q] = False
+                        else:
+                            d[i + 1, q] = gn + pn
+                            s[q] = sn
+                            c[q] = cn
+                            g[q] = cn * rn - b
+                            shift[q] = pn
+            for q in range(_LANES):
+                if act[q]:
+                    d[l, q] -= shift[q]
+                    e[l, q] = g[q]
+                if m[q] > l:
+                    e[m[q], q] = 0.0
 
 
 def _ratio_map(padded, w, k, stride, out, bad):
@@ -256,9 +242,9 @@ def _ratio_map(padded, w, k, stride, out, bad):
     e = np.empty((w, _LANES))
     v = np.empty((w, _LANES))
     p = np.empty((w, _LANES))
-    dq = np.empty((_CHAINS, w))
-    eq = np.empty((_CHAINS, w))
-    ok = np.empty(_CHAINS, np.bool_)
+    dr = np.empty((w, _LANES))
+    er = np.empty((w, _LANES))
+    ok = np.empty(_LANES, np.bool_)
     ev = np.empty(w)
     cols = np.empty(_LANES, np.int64)
     for y in range(h_out):
@@ -273,7 +259,6 @@ def _ratio_map(padded, w, k, stride, out, bad):
                 for j in range(wp - dl):
                     dots[dl, j] += band[r, j] * band[r, j + dl]
         for x in range(0, w_out, _LANES):
-            nvalid = min(_LANES, w_out - x)
             for q in range(_LANES):
                 cols[q] = min(x + q, w_out - 1) * stride
             for i in range(w):
@@ -281,36 +266,35 @@ def _ratio_map(padded, w, k, stride, out, bad):
                     for q in range(_LANES):
                         a[i, j, q] = dots[j - i, cols[q] + i]
             _tridiagonalise(a, d, e, v, p, w)
-            for g0 in range(0, nvalid, _CHAINS):
-                # reversed, so the large end (the mean's eigenvalue) is at the bottom,
-                # where QL wants it
-                for t in range(_CHAINS):
-                    q = min(g0 + t, _LANES - 1)
-                    for i in range(w):
-                        dq[t, i] = d[w - 1 - i, q]
-                    for i in range(w - 1):
-                        eq[t, i] = e[w - 2 - i, q]
-                    eq[t, w - 1] = 0.0
-                _tridiagonal_eigenvalues(dq, eq, w, ok)
-                for t in range(min(_CHAINS, nvalid - g0)):
-                    xo = x + g0 + t
-                    if not ok[t]:
-                        bad[y, xo] = True
-                        out[y, xo] = 0.0
-                        continue
-                    for i in range(w):
-                        ev[i] = dq[t, i]
-                    ev.sort()
-                    total = 0.0
-                    for i in range(w):
-                        total += np.sqrt(max(ev[i], 0.0))
-                    top = 0.0
-                    for i in range(w - k, w):
-                        top += np.sqrt(max(ev[i], 0.0))
-                    if total > 1e-8:
-                        out[y, xo] = np.float32(top / max(total, 1e-12))
-                    else:
-                        out[y, xo] = np.float32(1.0)
+            # reversed, so the large end (the mean's eigenvalue) is at the bottom, where QL
+            # wants it
+            for i in range(w):
+                for q in range(_LANES):
+                    dr[i, q] = d[w - 1 - i, q]
+            for i in range(w - 1):
+                for q in range(_LANES):
+                    er[i, q] = e[w - 2 - i, q]
+            for q in range(_LANES):
+                er[w - 1, q] = 0.0
+            _tridiagonal_eigenvalues(dr, er, w, ok)
+            for q in range(min(_LANES, w_out - x)):
+                if not ok[q]:
+                    bad[y, x + q] = True
+                    out[y, x + q] = 0.0
+                    continue
+                for i in range(w):
+                    ev[i] = dr[i, q]
+                ev.sort()
+                total = 0.0
+                for i in range(w):
+                    total += np.sqrt(max(ev[i], 0.0))
+                top = 0.0
+                for i in range(w - k, w):
+                    top += np.sqrt(max(ev[i], 0.0))
+                if total > 1e-8:
+                    out[y, x + q] = np.float32(top / max(total, 1e-12))
+                else:
+                    out[y, x + q] = np.float32(1.0)
 
 
 @functools.cache
@@ -318,7 +302,7 @@ def _ratio_kernel():
     """The compiled :func:`_ratio_map`."""
     import numba
 
-    jit = numba.njit(cache=True, nogil=True)
+    jit = numba.njit(cache=True, nogil=True, error_model="numpy")
     module = globals()
     for name in ("_tridiagonalise", "_tridiagonal_eigenvalues", "_ratio_map"):
         module[name] = jit(module[name])
