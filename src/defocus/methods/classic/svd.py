@@ -245,7 +245,8 @@ def _ratio_map(padded, w, k, stride, out, bad):
     dr = np.empty((w, _LANES))
     er = np.empty((w, _LANES))
     ok = np.empty(_LANES, np.bool_)
-    ev = np.empty(w)
+    total = np.empty(_LANES)
+    top = np.empty(_LANES)
     cols = np.empty(_LANES, np.int64)
     for y in range(h_out):
         y0 = y * stride
@@ -277,22 +278,30 @@ def _ratio_map(padded, w, k, stride, out, bad):
             for q in range(_LANES):
                 er[w - 1, q] = 0.0
             _tridiagonal_eigenvalues(dr, er, w, ok)
+            # ascending order (odd-even transposition sort across the lanes), then
+            # beta_1 = sum of the top k square roots over the sum of all
+            for sweep in range(w):
+                for i in range(sweep % 2, w - 1, 2):
+                    for q in range(_LANES):
+                        lo = min(dr[i, q], dr[i + 1, q])
+                        hi = max(dr[i, q], dr[i + 1, q])
+                        dr[i, q] = lo
+                        dr[i + 1, q] = hi
+            for q in range(_LANES):
+                total[q] = 0.0
+                top[q] = 0.0
+            for i in range(w):
+                for q in range(_LANES):
+                    total[q] += np.sqrt(max(dr[i, q], 0.0))
+            for i in range(w - k, w):
+                for q in range(_LANES):
+                    top[q] += np.sqrt(max(dr[i, q], 0.0))
             for q in range(min(_LANES, w_out - x)):
                 if not ok[q]:
                     bad[y, x + q] = True
                     out[y, x + q] = 0.0
-                    continue
-                for i in range(w):
-                    ev[i] = dr[i, q]
-                ev.sort()
-                total = 0.0
-                for i in range(w):
-                    total += np.sqrt(max(ev[i], 0.0))
-                top = 0.0
-                for i in range(w - k, w):
-                    top += np.sqrt(max(ev[i], 0.0))
-                if total > 1e-8:
-                    out[y, x + q] = np.float32(top / max(total, 1e-12))
+                elif total[q] > 1e-8:
+                    out[y, x + q] = np.float32(top[q] / max(total[q], 1e-12))
                 else:
                     out[y, x + q] = np.float32(1.0)
 
