@@ -4,14 +4,13 @@ real CUHK ones (BlurDatasetImage.zip -> image/, BlurDatasetGT.zip -> gt/; DATASE
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
-import zipfile
 from dataclasses import replace
 
 import cv2
 import numpy as np
 import pytest
+from _archives import zip_bytes
 
 import defocus.datasets.download as dl
 from defocus.datasets import registry
@@ -32,14 +31,6 @@ def _png(arr: np.ndarray, ext: str = ".png") -> bytes:
     return buf.tobytes()
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    bio = io.BytesIO()
-    with zipfile.ZipFile(bio, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return bio.getvalue()
-
-
 @pytest.fixture()
 def server(tmp_path, serve_dir):
     """Serve ``tmp_path/srv`` holding a two-image CUHK-like pair of archives."""
@@ -53,8 +44,8 @@ def server(tmp_path, serve_dir):
         "image/out_of_focus0026.JPG": _png(img, ".jpg"),  # upper-case, in the test split
     }
     gts = {"gt/out_of_focus0001.png": _png(mask), "gt/out_of_focus0026.png": _png(mask)}
-    (srv / "BlurDatasetImage.zip").write_bytes(_zip(images))
-    (srv / "BlurDatasetGT.zip").write_bytes(_zip(gts))
+    (srv / "BlurDatasetImage.zip").write_bytes(zip_bytes(images))
+    (srv / "BlurDatasetGT.zip").write_bytes(zip_bytes(gts))
     (srv / "notazip.zip").write_bytes(b"<html>quota exceeded</html>")
     return serve_dir(srv), srv
 

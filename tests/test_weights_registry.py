@@ -8,16 +8,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib
-import io
 import re
 import runpy
-import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import yaml
+from _archives import zip_bytes
 
 from defocus import plan, releases
 from defocus.datasets.download import DownloadError
@@ -25,14 +24,6 @@ from defocus.releases import RELEASES, Release, fetch, get_release
 
 ROOT = Path(__file__).resolve().parents[1]
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens there
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    bio = io.BytesIO()
-    with zipfile.ZipFile(bio, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return bio.getvalue()
 
 
 def _sha(data: bytes) -> str:
@@ -198,7 +189,7 @@ def test_every_authors_url_is_tried_and_named(tmp_path, serve_dir):
 def test_fetch_a_zip_member(tmp_path, serve_dir):
     srv = tmp_path / "srv"
     srv.mkdir()
-    zipped = _zip({"pack/deep/weights.npy": b"npy bytes", "pack/readme.txt": b"hello"})
+    zipped = zip_bytes({"pack/deep/weights.npy": b"npy bytes", "pack/readme.txt": b"hello"})
     (srv / "pack.zip").write_bytes(zipped)
     rel = _entry(
         tmp_path, fname="pack.zip", member="weights.npy", output="weights/pack/weights.npy",
@@ -215,7 +206,7 @@ def test_fetch_a_zip_member(tmp_path, serve_dir):
     # a zip without the member, or with two
     two = {"a/weights.npy": b"1", "b/weights.npy": b"2"}
     for members, found in (({"a.txt": b"x"}, 0), (two, 2)):
-        (srv / "pack.zip").write_bytes(_zip(members))
+        (srv / "pack.zip").write_bytes(zip_bytes(members))
         d = tmp_path / f"res{found}" / rel.output
         with pytest.raises(
             DownloadError, match=f"expected one weights.npy in the zip, found {found}"
@@ -224,7 +215,7 @@ def test_fetch_a_zip_member(tmp_path, serve_dir):
         assert not d.exists()
 
 
-def test_an_html_page_instead_of_the_zip(tmp_path, serve_dir):
+def test_an_html_page_instead_of_thezip_bytes(tmp_path, serve_dir):
     """A cloud drive's error page (no pin to refuse it): a clear error, and the page is not
     kept for a re-run to trust."""
     srv = tmp_path / "srv"
@@ -244,7 +235,7 @@ def test_dmenet_checkpoint_is_read_after_the_download(tmp_path, serve_dir):
 
     srv = tmp_path / "srv"
     srv.mkdir()
-    (srv / "DMENet_BDCS.zip").write_bytes(_zip({"ckpt/DMENet_BDCS.npz": b"not an npz"}))
+    (srv / "DMENet_BDCS.zip").write_bytes(zip_bytes({"ckpt/DMENet_BDCS.npz": b"not an npz"}))
     dest = tmp_path / "res" / get_release("dmenet").output
     with pytest.raises(ReleaseCheckpointError, match="not a readable .npz"):
         fetch("dmenet", dest, {"base_url": serve_dir(srv)}, progress=False)
@@ -264,7 +255,7 @@ def _run_script(script: str, tmp_path: Path, output: dict, params: dict) -> None
 def test_fetch_release_script_fetches_any_entry(tmp_path, serve_dir):
     srv = tmp_path / "srv"
     srv.mkdir()
-    zipped = _zip({"vgg19/vgg19.npy": np.arange(3).tobytes()})
+    zipped = zip_bytes({"vgg19/vgg19.npy": np.arange(3).tobytes()})
     (srv / "vgg19.zip").write_bytes(zipped)
     out = tmp_path / get_release("vgg19").path("resources")
     entry = {"base_url": serve_dir(srv), "sha256": {"vgg19.zip": _sha(zipped)}}
