@@ -107,3 +107,16 @@ def test_parameter_bounds_are_checked_and_hold_the_defaults():
         "config key w.matting_scale: 2.0 must be in (0, 1]"
     ]
     assert method_param_errors("zhuo_sim", {"matting_scale": 1.0}, "w") == []
+
+
+def test_the_schema_names_exactly_the_registered_methods():
+    """The schema's method-name pattern and the registry list the same methods."""
+    import yaml
+
+    from defocus.config import SCHEMA_PATH
+    from defocus.methods.registry import available
+
+    pattern = yaml.safe_load(SCHEMA_PATH.read_text())["definitions"]["method_name"]["pattern"]
+    names = re.match(r"^\^\(([^)]*)\)", pattern).group(1).split("|")
+    assert sorted(names) == sorted(available())
+    assert re.match(pattern, "hifst@stride=4") and not re.match(pattern, "nosuch")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A real single-node SLURM cluster on this machine, for tests/test_slurm.py (issue 12).
+# A real single-node SLURM cluster on this machine, for tests/test_slurm.py.
 #
 #   tests/slurm/cluster.sh install        apt-get install slurm-wlm + munge when missing (root)
 #   tests/slurm/cluster.sh start DIR      write DIR/slurm.conf, start munged, slurmctld, slurmd

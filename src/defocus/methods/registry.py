@@ -21,7 +21,7 @@ from defocus.methods.spec import parse_name as parse_name
 _REGISTRY: dict[str, str] = {
     "ref_all_blurred": "defocus.methods.reference:AllBlurred",
     "ref_gradient": "defocus.methods.reference:GradientEnergy",
-    # learned methods (issues 7-10); their modules import torch
+    # learned methods; their modules import torch
     "dhde": "defocus.methods.dhde:DHDE",
     "zeng": "defocus.methods.zeng:Zeng",
     "defusionnet": "defocus.methods.defusionnet:DeFusionNet",
