@@ -130,3 +130,62 @@ def test_strength_from_pattern_gives_the_same_hierarchy():
         assert (lo.A != lr.A).nnz == 0
         if hasattr(lr, "P"):
             assert (lo.P != lr.P).nnz == 0
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 40), (40, 1), (3, 5), (37, 61), (64, 64)])
+@pytest.mark.parametrize("reach", [1, 2, 4])
+def test_nested_dissection_is_a_permutation(shape, reach):
+    order = prop.grid_nested_dissection(*shape, reach=reach)
+    assert order.dtype == np.int64
+    np.testing.assert_array_equal(np.sort(order), np.arange(shape[0] * shape[1]))
+
+
+def test_nested_dissection_separators_split_the_grid():
+    # George's property: the last `reach` columns eliminated cut a wide grid into two halves
+    # that no stencil entry of reach 2 joins, ordered one after the other
+    h, w, reach = 9, 40, 2
+    order = prop.grid_nested_dissection(h, w, reach=reach, leaf=1)
+    xs = order % w
+    assert set(np.unique(xs[-h * reach :])) == {19, 20}  # the separator, eliminated last
+    half = (h * w - h * reach) // 2
+    assert xs[:half].max() < 19 and xs[half : -h * reach].min() > 20
+
+
+def test_nested_dissection_fills_less_than_row_order():
+    # the Cholesky-like factor of a reach-2 stencil matrix (the matting Laplacian's pattern at
+    # radius 1) in nested-dissection order holds fewer entries than in row-major order
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+    from pymatting import cf_laplacian
+
+    rng = np.random.default_rng(0)
+    img = rng.random((96, 96, 3))
+    a = (cf_laplacian(img, 1e-5, 1) + sp.eye(96 * 96)).tocsr()
+
+    def fill(order):
+        ap = a[order][:, order].tocsc()
+        lu = spla.splu(
+            ap, permc_spec="NATURAL", diag_pivot_thresh=0.0, options={"SymmetricMode": True}
+        )
+        return lu.L.nnz
+
+    nd = fill(prop.grid_nested_dissection(96, 96, reach=2))
+    assert nd < 0.6 * fill(np.arange(96 * 96))
+
+
+def test_direct_solve_on_a_wide_image_matches_general_lu():
+    # nested dissection on a non-square grid (cuts along both sides) gives the exact solution
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+    from pymatting import cf_laplacian
+    from skimage import data
+
+    img = data.coffee()[::9, ::9].astype(np.float64) / 255.0  # 45x67
+    rng = np.random.default_rng(4)
+    mask = rng.random(img.shape[:2]) < 0.05
+    values = np.where(mask, rng.uniform(0.5, 2.0, mask.shape), 0.0)
+    out = prop.matting_propagation(values, mask, img, epsilon=1e-7, solver="direct")
+    d = mask.ravel().astype(np.float64)
+    a = (cf_laplacian(img, 1e-7, 1) + 0.005 * sp.diags(d)).tocsc()
+    ref = spla.spsolve(a, 0.005 * d * values.ravel(), permc_spec="MMD_ATA")
+    np.testing.assert_allclose(out.ravel(), ref.astype(np.float32), rtol=1e-5, atol=1e-5)

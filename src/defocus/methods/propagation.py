@@ -91,6 +91,72 @@ def _stencil_system(lap, shape: tuple[int, int], radius: int, diag: np.ndarray, 
     return a
 
 
+def grid_nested_dissection(h: int, w: int, reach: int, leaf: int = 16) -> np.ndarray:
+    """A nested-dissection elimination order of the pixels of an ``h`` x ``w`` grid whose
+    matrix couples pixels up to ``reach`` rows or columns apart (the matting Laplacian of
+    window radius r: reach 2r).
+
+    George's scheme on the grid's geometry: the longer side of a block is cut by a separator of
+    ``reach`` lines, the two halves are ordered first (recursively), the separator last; a block
+    of at most ``leaf`` pixels (or one too thin to cut) is ordered row by row. Nothing of the
+    matrix is read. A factorisation in this order fills O(n log n) entries on a 2-D grid
+    (George 1973, "Nested dissection of a regular finite element mesh", SIAM J. Numer. Anal.
+    10(2)). Returns the pixel indices (row-major) in elimination order, int64 (h*w,).
+    """
+    if h < 1 or w < 1 or reach < 1 or leaf < 1:
+        raise ValueError(f"need h, w, reach, leaf >= 1, got {h}, {w}, {reach}, {leaf}")
+    idx = np.arange(h * w, dtype=np.int64).reshape(h, w)
+    out: list[np.ndarray] = []
+    stack: list[tuple[int, int, int, int, bool]] = [(0, h, 0, w, False)]
+    # iterative post-order: a block is pushed back as "separator only" after its halves
+    while stack:
+        y0, y1, x0, x1, sep_only = stack.pop()
+        hh, ww = y1 - y0, x1 - x0
+        along_x = ww >= hh
+        side = ww if along_x else hh
+        if not sep_only and (hh * ww <= leaf or side < 2 * reach + 1):
+            out.append(idx[y0:y1, x0:x1].ravel())
+            continue
+        m = (x0 if along_x else y0) + (side - reach) // 2
+        if sep_only:
+            out.append(
+                (idx[y0:y1, m : m + reach] if along_x else idx[m : m + reach, x0:x1]).ravel()
+            )
+            continue
+        halves = (
+            [(y0, y1, x0, m), (y0, y1, m + reach, x1)]
+            if along_x
+            else [(y0, m, x0, x1), (m + reach, y1, x0, x1)]
+        )
+        stack.append((y0, y1, x0, x1, True))
+        stack.extend((*b, False) for b in reversed(halves))
+    order = np.concatenate(out)
+    if len(order) != h * w:  # pragma: no cover - a bug in the recursion, not an input error
+        raise AssertionError("nested dissection lost or repeated pixels")
+    return order
+
+
+def _solve_direct(a, b: np.ndarray, shape: tuple[int, int], radius: int) -> np.ndarray:
+    """``A x = b`` for the SPD propagation system by sparse LU in SuperLU's symmetric mode
+    (diagonal pivots: a Cholesky-like factorisation whose fill depends on the pattern alone),
+    the unknowns eliminated in the grid's nested-dissection order.
+
+    The order is the lever: SuperLU's own minimum-degree ordering on A + A^T filled 57 M
+    entries at 640x427 (12-14 s, one core), nested dissection 42 M (6-7 s); 320x214: 1.8 s ->
+    0.9-1.3 s; solutions equal to 2e-11 px (the scikit-image photos of
+    ``benchmarks/bench_photos.py``, zhuo_sim's system). (With partial pivoting and ordering on
+    A + A^T the factorisation was pathological, 158 s instead of 2.4 s on hubble_deep_field.)
+    """
+    import scipy.sparse.linalg as spla
+
+    order = grid_nested_dissection(shape[0], shape[1], reach=2 * radius)
+    ap = a.tocsr()[order][:, order].tocsc()
+    lu = spla.splu(ap, permc_spec="NATURAL", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+    x = np.empty(len(b), dtype=np.float64)
+    x[order] = lu.solve(np.asarray(b, np.float64)[order])
+    return x
+
+
 def _vcycle(ml, lvl: int, x: np.ndarray, b: np.ndarray) -> None:
     """One V-cycle on level ``lvl`` of the pyamg hierarchy ``ml``, in place on ``x``: the
     operations of pyamg's ``MultilevelSolver`` V-cycle, in the same order."""
@@ -222,12 +288,12 @@ def matting_propagation(
     2011 Eq. 9; Park et al. 2017 Eqs. 7-8). The system is sparse SPD. ``weights`` is a boolean
     mask or confidences; with no known pixel the result is all zeros.
 
-    ``solver``: "direct" is SuperLU in symmetric mode (exact; ~1.3 s at 320x214, ~12 s at
-    640x427, one core); "amg" (default) is conjugate gradients preconditioned by algebraic
-    multigrid with the colour channels as near-null-space candidates (:func:`_solve_amg`,
-    needs ``pyamg``; ~1.2 s CPU at 640x427 with 5 % known pixels, of which ~0.9 s are the
-    ~14 V-cycles, ~0.15 s the AMG setup and ~0.13 s the Laplacian; float32 unless
-    ``tol < 1e-4``); "cg" is conjugate gradients with pymatting's
+    ``solver``: "direct" is SuperLU in symmetric mode in a nested-dissection order (exact;
+    :func:`_solve_direct`: ~1 s at 320x214, ~6.5 s at 640x427, one core); "amg" (default) is
+    conjugate gradients preconditioned by algebraic multigrid with the colour channels as
+    near-null-space candidates (:func:`_solve_amg`, needs ``pyamg``; ~1.2 s CPU at 640x427 with
+    5 % known pixels, of which ~0.9 s are the ~14 V-cycles, ~0.15 s the AMG setup and ~0.13 s
+    the Laplacian; float32 unless ``tol < 1e-4``); "cg" is conjugate gradients with pymatting's
     geometric V-cycle. The iterative solvers start from the known values (their mean
     elsewhere) and stop at the relative residual ``tol``; see :data:`LAP_TOL` for the measured
     difference to "direct". (Incomplete Cholesky is not offered: it fails for lack of positive
@@ -238,7 +304,6 @@ def matting_propagation(
     ``W`` holds the fraction of known pixels; the result is upsampled bilinearly.
     """
     import cv2
-    import scipy.sparse.linalg as spla
     from pymatting import cf_laplacian
 
     weights = np.asarray(weights)
@@ -273,20 +338,7 @@ def matting_propagation(
     f = np.float32 if solver == "amg" and tol >= 1e-4 else np.float64
     a = _stencil_system(lap, wt.shape, radius, lam * d, f)
     if solver == "direct":
-        # A is symmetric positive definite: LU in SuperLU's symmetric mode (diagonal pivots,
-        # minimum-degree ordering on A + A^T), a Cholesky-like factorisation whose fill
-        # depends on the sparsity pattern alone. Half the time of the earlier general LU with
-        # ordering on A^T A (~1.3 s instead of ~2.5 s at 320x214 on the benchmark photos, one
-        # core; solutions equal to 1e-11 relative). With partial pivoting, ordering on A + A^T
-        # was pathological (158 s instead of 2.4 s on scikit-image's hubble_deep_field,
-        # benchmarks/bench_photos.py); without pivoting the fill is the same on every photo.
-        lu = spla.splu(
-            a.tocsc(),
-            permc_spec="MMD_AT_PLUS_A",
-            diag_pivot_thresh=0.0,
-            options={"SymmetricMode": True},
-        )
-        x = lu.solve(b)
+        x = _solve_direct(a, b, wt.shape, radius)
     else:
         x0 = _initial_guess(v, wt)
         if solver == "amg":
