@@ -128,6 +128,26 @@ def test_fit_needs_train_role(tmp_path):
 
 
 # -- DBDF ------------------------------------------------------------------------------
+@pytest.mark.parametrize("side", [5, 11, 21])
+def test_dbdf_compiled_kurtosis_equals_the_numpy_route(side):
+    # min(ln K(dx), ln K(dy)) from the compiled pass equals kurtosis() on _gradients(), flat
+    # patches (variance 0 -> ln 3) and a single step included
+    from defocus.methods.classic.dbdf import _gradients, kurtosis, local_kurtosis
+
+    rng = np.random.default_rng(side)
+    p = rng.random((500, side, side)).astype(np.float32) ** 3
+    p[:3] = 0.5
+    p[3:6] = rng.random((3, 1, 1))
+    p[6, 2, 3] += 0.7
+    dx, dy = _gradients(p)
+    n = len(p)
+    ref = np.minimum(np.log(kurtosis(dx.reshape(n, -1))), np.log(kurtosis(dy.reshape(n, -1))))
+    got = local_kurtosis(p)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, ref.astype(np.float32), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got[:6], np.log(3.0), rtol=1e-6)
+
+
 def test_dbdf_kurtosis_of_gaussian_is_three():
     from defocus.methods.classic.dbdf import kurtosis, local_kurtosis
 

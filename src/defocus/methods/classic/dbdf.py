@@ -40,6 +40,7 @@ The blur map is ``1 -`` the sharp marginal of the largest scale.
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any, ClassVar
@@ -121,12 +122,71 @@ def kurtosis(x: np.ndarray, axis=-1) -> np.ndarray:
 
 
 def local_kurtosis(patches: np.ndarray) -> np.ndarray:
-    """Shi 2014 Eq. 2: ``min(ln K(B_x), ln K(B_y))`` per patch, (N,) float32."""
-    dx, dy = _gradients(patches)
-    n = len(dx)
-    kx = kurtosis(dx.reshape(n, -1))
-    ky = kurtosis(dy.reshape(n, -1))
-    return np.minimum(np.log(kx), np.log(ky)).astype(np.float32)
+    """Shi 2014 Eq. 2: ``min(ln K(B_x), ln K(B_y))`` per patch, (N,) float32.
+
+    The forward differences of each patch (in float32, as :func:`_gradients`) and their
+    centred moments (in float64, as :func:`kurtosis`) in one compiled pass per patch: the same
+    arithmetic as ``kurtosis`` on ``_gradients`` without the (N, s, s) float64 temporaries
+    (~30x faster; it was 60 % of dbdf's time). Only the summation order differs from that
+    numpy route; the float32 results are equal on the test's random and flat patches."""
+    p = np.ascontiguousarray(patches, dtype=np.float32)
+    if p.ndim != 3 or p.shape[1] < 2 or p.shape[2] < 2:
+        raise ValueError(f"expected patches (N, s, s) with s >= 2, got shape {p.shape}")
+    out = np.empty(len(p), np.float32)
+    _kurtosis_kernel()(p, out)
+    return out
+
+
+def _centred_kurtosis(vals, n):
+    """Non-excess kurtosis of ``vals[:n]`` (float64), 3 for a zero variance."""
+    mean = 0.0
+    for i in range(n):
+        mean += vals[i]
+    mean /= n
+    m2 = 0.0
+    m4 = 0.0
+    for i in range(n):
+        c = vals[i] - mean
+        c2 = c * c
+        m2 += c2
+        m4 += c2 * c2
+    m2 /= n
+    m4 /= n
+    if m2 > 1e-12:
+        return m4 / (m2 * m2)
+    return _GAUSS_KURT
+
+
+def _kurtosis_patches(p, out):
+    """``min(ln K(dx), ln K(dy))`` of each patch ``p[k]`` into ``out[k]``."""
+    s0, s1 = p.shape[1], p.shape[2]
+    vals = np.empty(max(s0 * (s1 - 1), (s0 - 1) * s1))
+    for k in range(p.shape[0]):
+        n = 0
+        for i in range(s0):
+            for j in range(s1 - 1):
+                vals[n] = np.float32(p[k, i, j + 1] - p[k, i, j])
+                n += 1
+        kx = _centred_kurtosis(vals, n)
+        n = 0
+        for i in range(s0 - 1):
+            for j in range(s1):
+                vals[n] = np.float32(p[k, i + 1, j] - p[k, i, j])
+                n += 1
+        ky = _centred_kurtosis(vals, n)
+        out[k] = np.float32(min(np.log(kx), np.log(ky)))
+
+
+@functools.cache
+def _kurtosis_kernel():
+    """The compiled :func:`_kurtosis_patches` (numba imported and compiling on first use)."""
+    import numba
+
+    jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+    module = globals()
+    for name in ("_centred_kurtosis", "_kurtosis_patches"):
+        module[name] = jit(module[name])
+    return module["_kurtosis_patches"]
 
 
 def _radial_bins(s: int) -> tuple[np.ndarray, np.ndarray]:
