@@ -238,3 +238,8 @@ def test_a_speed_option_away_from_its_faithful_value_labels_the_row():
     # zhuo_sim's default solves at half size (the demo); the paper config's full size is faithful
     assert ZhuoSim().provenance()["implementation"] == "substitute"
     assert ZhuoSim(matting_scale=1.0).provenance()["implementation"] == "faithful"
+    # dbdf is a substitute either way; its grid stride is named in what differs
+    from defocus.methods.classic.dbdf import DBDF
+
+    assert DBDF().provenance()["differs"].startswith("speed option stride=4 (faithful: 1); ")
+    assert not DBDF(stride=1).provenance()["differs"].startswith("speed option")

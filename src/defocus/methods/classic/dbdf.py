@@ -331,9 +331,11 @@ class DBDF(Method):
         "implementation": "substitute",
         "differs": (
             "learned local filters replaced by a named substitute (module docstring); "
-            "naive-Bayes per paper"
+            "mean-field instead of loopy BP in the multiscale inference; naive-Bayes per paper"
         ),
     }
+    #: stride > 1 evaluates the features on a grid (the release: every pixel)
+    faithful_params = {"stride": 1}
     citation = "Shi, Xu, Jia, Discriminative blur detection features, CVPR 2014"
     learned = True
     defaults: ClassVar[dict[str, Any]] = {
