@@ -120,3 +120,22 @@ def test_the_schema_names_exactly_the_registered_methods():
     names = re.match(r"^\^\(([^)]*)\)", pattern).group(1).split("|")
     assert sorted(names) == sorted(available())
     assert re.match(pattern, "hifst@stride=4") and not re.match(pattern, "nosuch")
+
+
+def test_the_paper_config_runs_every_speed_option_at_its_faithful_value(paper):
+    # config/paper.yaml is the full reproduction: no row of it may carry a speed approximation
+    # (a class's faithful_params), while the demo's defaults may
+    from defocus.config import method_params
+    from defocus.methods.registry import get_method
+
+    checked = 0
+    for spec in paper["methods"]["run"]:
+        method = get_method(spec, method_params(paper, spec))
+        off = {
+            k: method.params.get(k)
+            for k, v in type(method).faithful_params.items()
+            if method.params.get(k) != v
+        }
+        assert not off, f"{spec} runs {off} in config/paper.yaml"
+        checked += bool(type(method).faithful_params)
+    assert checked >= 4  # hifst, zhuo_sim, dbdf, dhde (and its ablations)
