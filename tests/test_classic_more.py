@@ -128,43 +128,6 @@ def test_fit_needs_train_role(tmp_path):
 
 
 # -- DBDF ------------------------------------------------------------------------------
-def _ghs_numpy(patches, iters):
-    """The batched float32 numpy EM that the compiled gradient-histogram span replaced."""
-    p = patches.astype(np.float32)
-    dx, dy = np.diff(p, axis=2), np.diff(p, axis=1)
-    m2 = (dx[:, :-1, :] ** 2 + dy[:, :, :-1] ** 2).reshape(len(p), -1)
-    n = m2.shape[1]
-    mom = m2.mean(axis=1) + 1e-10
-    v1, v2, pi1 = 0.1 * mom, 2.0 * mom, np.full_like(mom, 0.5)
-    for _ in range(iters):
-        a = np.log(pi1 / (1.0 - pi1)) - 0.5 * np.log(v1 / v2)
-        b = -0.5 * (1.0 / v1 - 1.0 / v2)
-        r = 1.0 / (1.0 + np.exp(-np.clip(a[:, None] + b[:, None] * m2, -60.0, 60.0)))
-        n1 = r.sum(axis=1) + 1e-9
-        s1 = (r * m2).sum(axis=1)
-        v1 = np.maximum(s1 / n1, 1e-10)
-        v2 = np.maximum((m2.sum(axis=1) - s1) / (n - n1 + 2e-9), 1e-10)
-        pi1 = np.clip(n1 / n, 1e-6, 1 - 1e-6)
-    return np.sqrt(np.maximum(v1, v2))
-
-
-@pytest.mark.parametrize("side", [5, 11, 21])
-def test_dbdf_compiled_gradient_span_equals_the_numpy_em(side):
-    from skimage import data
-
-    from defocus.methods.classic.dbdf import gradient_histogram_span
-
-    g = data.camera().astype(np.float32) / 255.0
-    r = side // 2
-    ys, xs = np.mgrid[r : 512 - r : 9, r : 512 - r : 9]
-    centres = zip(ys.ravel(), xs.ravel(), strict=True)
-    p = np.stack([g[y - r : y + r + 1, x - r : x + r + 1] for y, x in centres])
-    p[:3] = 0.25  # flat: every variance at its floor
-    got = gradient_histogram_span(p, 8)
-    assert got.dtype == np.float32
-    np.testing.assert_allclose(got, _ghs_numpy(p, 8), rtol=1e-4, atol=1e-7)
-
-
 @pytest.mark.parametrize("side", [5, 11, 21])
 def test_dbdf_compiled_kurtosis_equals_the_numpy_route(side):
     # min(ln K(dx), ln K(dy)) from the compiled pass equals kurtosis() on _gradients(), flat
