@@ -189,3 +189,23 @@ def test_direct_solve_on_a_wide_image_matches_general_lu():
     a = (cf_laplacian(img, 1e-7, 1) + 0.005 * sp.diags(d)).tocsc()
     ref = spla.spsolve(a, 0.005 * d * values.ravel(), permc_spec="MMD_ATA")
     np.testing.assert_allclose(out.ravel(), ref.astype(np.float32), rtol=1e-5, atol=1e-5)
+
+
+def test_propagation_benchmark_prints_its_rows(root):
+    # benchmarks/bench_propagation.py (the README's figures for the direct solve) runs, and the
+    # nested-dissection solution equals the minimum-degree one
+    import re
+    import subprocess
+    import sys
+
+    script = root / "benchmarks" / "bench_propagation.py"
+    r = subprocess.run(
+        [sys.executable, str(script), "--scale", "0.15", "--tols", "1e-2"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    row = re.search(r"\| direct, nested dissection \| [\d.]+ \| (\d+) \| ([\d.e+-]+) \|", r.stdout)
+    assert row and int(row.group(1)) > 0 and float(row.group(2)) < 1e-8, r.stdout
+    assert "| direct, minimum degree |" in r.stdout and "AMG-CG float64, residual 0.01" in r.stdout
