@@ -24,31 +24,29 @@ import _common  # noqa: F401
 import argparse
 import time
 
-import cv2
 import numpy as np
 
 
 def system(photo: np.ndarray, scale: float):
-    """zhuo_sim's (A, b, known values, weights, guide) for ``photo`` resized by ``scale``."""
-    from pymatting import cf_laplacian
-
-    from defocus.methods import propagation as prop
+    """zhuo_sim's propagation system for ``photo`` resized by ``scale``, as
+    ``matting_propagation`` builds it in float64: ``(A, b, v, w, guide)``."""
+    from defocus.methods.propagation import propagation_system
     from defocus.methods.registry import get_method
 
     zs = get_method("zhuo_sim")
     sparse = zs.sparse_map(photo)
     known = np.isfinite(sparse)
-    wt = known.astype(np.float64)
-    v = np.where(known, np.minimum(sparse, zs.params["max_blur"]), 0.0) * wt
-    guide = photo.astype(np.float64) / 255.0
-    if scale < 1:  # as matting_propagation resizes: area-averaged constraints
-        size = (round(photo.shape[1] * scale), round(photo.shape[0] * scale))
-        guide, wt, v = (cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in (guide, wt, v))
-        v = np.where(wt > 1e-9, v / np.maximum(wt, 1e-9), 0.0)
-    lam, eps = float(zs.params["lam"]), float(zs.params["matting_epsilon"])
-    lap = cf_laplacian(guide, eps, 1)
-    a = prop._stencil_system(lap, wt.shape, 1, lam * wt.ravel(), np.float64)
-    return a, lam * wt.ravel() * v.ravel(), v, wt, guide
+    values = np.where(known, np.minimum(sparse, zs.params["max_blur"]), 0.0)
+    return propagation_system(
+        values.astype(np.float32),
+        known.astype(np.float32),
+        photo.astype(np.float64) / 255.0,
+        float(zs.params["lam"]),
+        float(zs.params["matting_epsilon"]),
+        1,
+        scale,
+        np.float64,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,14 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         x_mmd = lu.solve(b)
         t_mmd, nnz_mmd = time.perf_counter() - t, lu.L.nnz
-        order = prop.grid_nested_dissection(h, w, reach=2)
         t = time.perf_counter()
-        lu = spla.splu(
-            a.tocsr()[order][:, order].tocsc(),
-            permc_spec="NATURAL",
-            diag_pivot_thresh=0.0,
-            options={"SymmetricMode": True},
-        )
+        lu, order = prop.factor_direct(a, (h, w), radius=1)
         x = np.empty_like(b)
         x[order] = lu.solve(b[order])
         t_nd, nnz_nd = time.perf_counter() - t, lu.L.nnz

@@ -136,6 +136,21 @@ def grid_nested_dissection(h: int, w: int, reach: int, leaf: int = 16) -> np.nda
     return order
 
 
+def factor_direct(a, shape: tuple[int, int], radius: int):
+    """SuperLU's symmetric-mode factorisation of ``A`` with the unknowns in the grid's
+    nested-dissection order; returns ``(lu, order)``: ``lu`` factors ``A[order][:, order]``."""
+    import scipy.sparse.linalg as spla
+
+    order = grid_nested_dissection(shape[0], shape[1], reach=2 * radius)
+    lu = spla.splu(
+        a.tocsr()[order][:, order].tocsc(),
+        permc_spec="NATURAL",
+        diag_pivot_thresh=0.0,
+        options={"SymmetricMode": True},
+    )
+    return lu, order
+
+
 def _solve_direct(a, b: np.ndarray, shape: tuple[int, int], radius: int) -> np.ndarray:
     """``A x = b`` for the SPD propagation system by sparse LU in SuperLU's symmetric mode
     (diagonal pivots: a Cholesky-like factorisation whose fill depends on the pattern alone),
@@ -147,11 +162,7 @@ def _solve_direct(a, b: np.ndarray, shape: tuple[int, int], radius: int) -> np.n
     ``benchmarks/bench_photos.py``, zhuo_sim's system). (With partial pivoting and ordering on
     A + A^T the factorisation was pathological, 158 s instead of 2.4 s on hubble_deep_field.)
     """
-    import scipy.sparse.linalg as spla
-
-    order = grid_nested_dissection(shape[0], shape[1], reach=2 * radius)
-    ap = a.tocsr()[order][:, order].tocsc()
-    lu = spla.splu(ap, permc_spec="NATURAL", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+    lu, order = factor_direct(a, shape, radius)
     x = np.empty(len(b), dtype=np.float64)
     x[order] = lu.solve(np.asarray(b, np.float64)[order])
     return x
@@ -267,6 +278,52 @@ def _solve_cg(a, b: np.ndarray, x0: np.ndarray, shape, tol: float, maxiter: int)
     return cg(a, b, x0=x0, rtol=tol, maxiter=maxiter, M=vcycle(a, shape))
 
 
+def propagation_system(
+    values: np.ndarray,
+    weights: np.ndarray,
+    guide: np.ndarray,
+    lam: float,
+    epsilon: float,
+    radius: int,
+    scale: float,
+    dtype,
+):
+    """The system that :func:`matting_propagation` solves: ``(A, b, v, w, guide)`` with ``A``
+    = ``L + lam W`` as a CSR matrix of ``dtype``, ``b = lam W v`` (float64), the known values
+    ``v`` and weights ``w`` on the (resized) grid and the (resized, clipped) guide; None when
+    no pixel is known. Arguments as :func:`matting_propagation`."""
+    import cv2
+    from pymatting import cf_laplacian
+
+    weights = np.asarray(weights)
+    if values.shape != weights.shape or guide.shape[:2] != weights.shape:
+        raise ValueError(
+            f"values {values.shape}, weights {weights.shape} and guide {guide.shape[:2]} must agree"
+        )
+    if not 0 < scale <= 1:
+        raise ValueError(f"propagation scale must be in (0, 1], got {scale!r}")
+    h, w = weights.shape
+    dt = np.float32 if weights.dtype == np.float32 else np.float64
+    img = np.clip(np.asarray(guide, np.float64), 0, 1)
+    wt = weights.astype(dt)
+    v = values.astype(dt) * wt
+    if scale < 1:
+        size = (max(4, round(w * scale)), max(4, round(h * scale)))
+        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+        wt = cv2.resize(wt, size, interpolation=cv2.INTER_AREA)
+        v = cv2.resize(v, size, interpolation=cv2.INTER_AREA)
+    if not np.any(wt > 0):
+        return None
+    v = np.where(wt > 1e-9, v / np.maximum(wt, 1e-9), 0.0)
+    lap = cf_laplacian(img, epsilon, radius)
+    d = wt.ravel().astype(np.float64)
+    b = lam * d * v.ravel().astype(np.float64)
+    # L + lam W without pymatting's padding entries (as explicit entries they make AMG
+    # aggregate worse, 20 -> 55 iterations)
+    a = _stencil_system(lap, wt.shape, radius, lam * d, dtype)
+    return a, b, v, wt, img
+
+
 def matting_propagation(
     values: np.ndarray,
     weights: np.ndarray,
@@ -303,40 +360,16 @@ def matting_propagation(
     constraints are area-averaged (in float32 when ``weights`` is float32, else float64), so
     ``W`` holds the fraction of known pixels; the result is upsampled bilinearly.
     """
-    import cv2
-    from pymatting import cf_laplacian
-
-    weights = np.asarray(weights)
-    if values.shape != weights.shape or guide.shape[:2] != weights.shape:
-        raise ValueError(
-            f"values {values.shape}, weights {weights.shape} and guide {guide.shape[:2]} must agree"
-        )
-    if not 0 < scale <= 1:
-        raise ValueError(f"propagation scale must be in (0, 1], got {scale!r}")
     if solver not in LAP_SOLVERS:
         raise ValueError(f"lap_solver must be one of {LAP_SOLVERS}, got {solver!r}")
-    h, w = weights.shape
-    dt = np.float32 if weights.dtype == np.float32 else np.float64
-    img = np.clip(np.asarray(guide, np.float64), 0, 1)
-    wt = weights.astype(dt)
-    v = values.astype(dt) * wt
-    if scale < 1:
-        size = (max(4, round(w * scale)), max(4, round(h * scale)))
-        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-        wt = cv2.resize(wt, size, interpolation=cv2.INTER_AREA)
-        v = cv2.resize(v, size, interpolation=cv2.INTER_AREA)
-    if not np.any(wt > 0):
-        return np.zeros((h, w), np.float32)
-    v = np.where(wt > 1e-9, v / np.maximum(wt, 1e-9), 0.0)
-    lap = cf_laplacian(img, epsilon, radius)
-    d = wt.ravel().astype(np.float64)
-    b = lam * d * v.ravel().astype(np.float64)
-    # L + lam W without pymatting's padding entries (as explicit entries they make AMG
-    # aggregate worse, 20 -> 55 iterations); float32 for the default "amg" residual (0.0007
-    # vs 0.0005 px mean from the direct solve on the benchmark image, ~10 % faster), float64
-    # for tight ones
+    # float32 for the default "amg" residual (0.0007 vs 0.0005 px mean from the direct solve
+    # on the benchmark image, ~10 % faster), float64 for tight ones
     f = np.float32 if solver == "amg" and tol >= 1e-4 else np.float64
-    a = _stencil_system(lap, wt.shape, radius, lam * d, f)
+    system = propagation_system(values, weights, guide, lam, epsilon, radius, scale, f)
+    h, w = np.shape(weights)
+    if system is None:
+        return np.zeros((h, w), np.float32)
+    a, b, v, wt, img = system
     if solver == "direct":
         x = _solve_direct(a, b, wt.shape, radius)
     else:
@@ -347,5 +380,7 @@ def matting_propagation(
             x = _solve_cg(a, b, x0, wt.shape, float(tol), int(maxiter))
     x = np.asarray(x, dtype=np.float32).reshape(wt.shape)
     if scale < 1:
+        import cv2
+
         x = cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR)
     return x
