@@ -113,7 +113,9 @@ def gradient_histogram_span(patches: np.ndarray, iters: int = 10) -> np.ndarray:
 
 
 def kurtosis(x: np.ndarray, axis=-1) -> np.ndarray:
-    """Non-excess kurtosis ``E[(a - mean)^4] / E[(a - mean)^2]^2`` (3 when the variance is 0)."""
+    """Non-excess kurtosis ``E[(a - mean)^4] / E[(a - mean)^2]^2`` (3 when the variance is 0).
+
+    The numpy statement of what :func:`local_kurtosis` computes compiled (its test reference)."""
     x = np.asarray(x, dtype=np.float64)
     c = x - x.mean(axis=axis, keepdims=True)
     m2 = (c**2).mean(axis=axis)
